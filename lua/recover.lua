@@ -1,0 +1,71 @@
+-- recover.lua: return an entry of the executing list whose worker is gone to the pending list.
+--
+-- KEYS[1]  <queue>:task:<id>        the task hash named by the entry
+-- KEYS[2]  <queue>:executing        the executing list
+-- KEYS[3]  <queue>:pending          the pending list
+-- KEYS[4]  <queue>:worker:<owner>   the owner's worker key (only when ARGV[2] is not empty)
+-- ARGV[1]  the entry as it sits in executing
+-- ARGV[2]  the owner the caller read from the hash's worker field, or '' for an entry whose claimer
+--          never recorded ownership (the caller has seen it so for at least one lease)
+-- ARGV[3]  max claims: a task already claimed this many times fails with error-code worker-lost
+-- ARGV[4]  now, ISO-8601 UTC (finished-created when it fails)
+-- ARGV[5]  the results channel, <queue>:results
+-- ARGV[6]  the message, the task key <queue>:task:<id>
+--
+-- Returns: 'requeued'  the entry left executing and was pushed on the consuming end of pending;
+--                      an owned hash is set back to state=pending and loses its worker field
+--          'failed'    the task was claimed max-claims times: finished as failed/worker-lost,
+--                      entry removed, message published
+--          'gone'      the entry is no longer in executing; nothing done
+--          'alive'     the owner's worker key still exists; nothing done
+--          'changed'   the hash no longer shows ARGV[2] as its executing owner; nothing done
+--          'owned'     (ARGV[2] = '') the hash is executing under some owner now; nothing done
+-- Plain commands: LPOS; TYPE; HMGET KEYS[1] state worker claims; EXISTS KEYS[4];
+--   LREM KEYS[2] 1 ARGV[1]; HSET KEYS[1] state pending; HDEL KEYS[1] worker; RPUSH KEYS[3] ARGV[1]
+local task, executing, pending = KEYS[1], KEYS[2], KEYS[3]
+local entry, owner = ARGV[1], ARGV[2]
+
+if not redis.call('LPOS', executing, entry) then
+  return 'gone'
+end
+if redis.call('TYPE', task)['ok'] ~= 'hash' then
+  if owner ~= '' then
+    return 'changed'
+  end
+  redis.call('LREM', executing, 1, entry)
+  redis.call('RPUSH', pending, entry)
+  return 'requeued'
+end
+
+local state, worker, claims = false, false, false
+if redis.call('HSTRLEN', task, 'state') <= 32 then state = redis.call('HGET', task, 'state') end
+if redis.call('HSTRLEN', task, 'worker') <= 256 then worker = redis.call('HGET', task, 'worker') end
+if redis.call('HSTRLEN', task, 'claims') <= 32 then claims = redis.call('HGET', task, 'claims') end
+
+if owner == '' then
+  if state == 'executing' then
+    return 'owned'
+  end
+else
+  if state ~= 'executing' or worker ~= owner then
+    return 'changed'
+  end
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    return 'alive'
+  end
+end
+
+redis.call('LREM', executing, 1, entry)
+if owner ~= '' then
+  if (tonumber(claims) or 0) >= tonumber(ARGV[3]) then
+    redis.call('HSET', task, 'state', 'finished', 'result', 'failed', 'error-code', 'worker-lost',
+      'error-reason', 'the worker running this task stopped heartbeating ' .. claims .. ' times',
+      'error-exception', '', 'finished-created', ARGV[4])
+    redis.call('PUBLISH', ARGV[5], ARGV[6])
+    return 'failed'
+  end
+  redis.call('HSET', task, 'state', 'pending')
+  redis.call('HDEL', task, 'worker')
+end
+redis.call('RPUSH', pending, entry)
+return 'requeued'

@@ -1,0 +1,74 @@
+-- start.lua: take ownership of an entry a worker has just moved into the executing list.
+--
+-- KEYS[1]  <queue>:task:<id>   the task hash named by the entry
+-- KEYS[2]  <queue>:executing   the executing list
+-- ARGV[1]  the entry exactly as it was moved (bare id or full-key form)
+-- ARGV[2]  the worker id
+-- ARGV[3]  now, ISO-8601 UTC with microseconds and Z (becomes executing-created)
+-- ARGV[4]  max bytes of any field name or value
+-- ARGV[5]  max number of fields
+--
+-- Returns one of:
+--   {'ok', claims, {field, value, ...}}  the worker owns the task; run it
+--   {'too-large', claims, detail}        owned; the worker fails it with error-code too-large
+--   {'invalid-state', claims, state}     owned; the worker fails it with error-code invalid-state
+--   {'duplicate', state}                 the hash is already executing or finished: this one entry
+--                                        was removed from executing; the hash is untouched
+--   {'missing'}                          KEYS[1] does not exist: the worker rejects the entry
+--   {'wrong-type', type}                 KEYS[1] is not a hash: the worker rejects the entry
+--   {'lost'}                             the entry is no longer in executing (it was recovered):
+--                                        the worker does nothing
+-- Owning means: state=executing, executing-created=ARGV[3], worker=ARGV[2], claims incremented.
+-- claims is the fencing token the worker passes back to finish.lua.
+-- Plain commands: LPOS KEYS[2] ARGV[1]; TYPE KEYS[1]; HSTRLEN KEYS[1] state; HGET KEYS[1] state;
+--   HLEN KEYS[1]; HKEYS KEYS[1] + HSTRLEN per field; HGET KEYS[1] claims;
+--   HSET KEYS[1] state executing executing-created ARGV[3] worker ARGV[2] claims <n>; HGETALL KEYS[1]
+local task, executing = KEYS[1], KEYS[2]
+local entry, worker, now = ARGV[1], ARGV[2], ARGV[3]
+local max_bytes, max_fields = tonumber(ARGV[4]), tonumber(ARGV[5])
+
+if not redis.call('LPOS', executing, entry) then
+  return {'lost'}
+end
+local kind = redis.call('TYPE', task)['ok']
+if kind == 'none' then
+  return {'missing'}
+end
+if kind ~= 'hash' then
+  return {'wrong-type', kind}
+end
+
+local state = false
+if redis.call('HSTRLEN', task, 'state') <= 32 then
+  state = redis.call('HGET', task, 'state')
+end
+if state == 'executing' or state == 'finished' then
+  redis.call('LREM', executing, 1, entry)
+  return {'duplicate', state}
+end
+
+local status, detail = 'ok', ''
+local count = redis.call('HLEN', task)
+if count > max_fields then
+  status, detail = 'too-large', 'the hash has ' .. count .. ' fields (limit ' .. max_fields .. ')'
+else
+  for _, field in ipairs(redis.call('HKEYS', task)) do
+    local size = redis.call('HSTRLEN', task, field)
+    if #field > max_bytes or size > max_bytes then
+      status = 'too-large'
+      detail = 'field ' .. string.sub(field, 1, 64) .. ' holds ' .. size .. ' bytes (limit ' .. max_bytes .. ')'
+      break
+    end
+  end
+end
+if status == 'ok' and state and state ~= 'pending' then
+  status, detail = 'invalid-state', string.sub(state, 1, 32)
+end
+
+local claims = math.floor(tonumber(redis.call('HGET', task, 'claims') or '0') or 0) + 1
+redis.call('HSET', task, 'state', 'executing', 'executing-created', now,
+  'worker', worker, 'claims', string.format('%d', claims))
+if status ~= 'ok' then
+  return {status, claims, detail}
+end
+return {'ok', claims, redis.call('HGETALL', task)}
