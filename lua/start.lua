@@ -39,8 +39,11 @@ if kind ~= 'hash' then
 end
 
 local state = false
-if redis.call('HSTRLEN', task, 'state') <= 32 then
+local state_bytes = redis.call('HSTRLEN', task, 'state')
+if state_bytes <= 32 then
   state = redis.call('HGET', task, 'state')
+else
+  state = 'a value of ' .. state_bytes .. ' bytes'
 end
 if state == 'executing' or state == 'finished' then
   redis.call('LREM', executing, 1, entry)
