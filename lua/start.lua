@@ -18,10 +18,12 @@
 --   {'wrong-type', type}                 KEYS[1] is not a hash: the worker rejects the entry
 --   {'lost'}                             the entry is no longer in executing (it was recovered):
 --                                        the worker does nothing
--- Owning means: state=executing, executing-created=ARGV[3], worker=ARGV[2], claims incremented.
+-- Owning means: pending-created=ARGV[3] if the hash had none (a task typed by hand),
+--   state=executing, executing-created=ARGV[3], worker=ARGV[2], claims incremented.
 -- claims is the fencing token the worker passes back to finish.lua.
 -- Plain commands: LPOS KEYS[2] ARGV[1]; TYPE KEYS[1]; HSTRLEN KEYS[1] state; HGET KEYS[1] state;
 --   HLEN KEYS[1]; HKEYS KEYS[1] + HSTRLEN per field; HGET KEYS[1] claims;
+--   HSETNX KEYS[1] pending-created ARGV[3];
 --   HSET KEYS[1] state executing executing-created ARGV[3] worker ARGV[2] claims <n>; HGETALL KEYS[1]
 local task, executing = KEYS[1], KEYS[2]
 local entry, worker, now = ARGV[1], ARGV[2], ARGV[3]
@@ -69,6 +71,7 @@ if status == 'ok' and state and state ~= 'pending' then
 end
 
 local claims = math.floor(tonumber(redis.call('HGET', task, 'claims') or '0') or 0) + 1
+redis.call('HSETNX', task, 'pending-created', now)
 redis.call('HSET', task, 'state', 'executing', 'executing-created', now,
   'worker', worker, 'claims', string.format('%d', claims))
 if status ~= 'ok' then

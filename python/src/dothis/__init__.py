@@ -1,0 +1,49 @@
+"""dothis: a task queue with a written, language-neutral Redis protocol.
+
+    from dothis import Queue
+    Queue("dothis").enqueue("echo", text="ooh yeeah").wait(timeout=10)
+"""
+
+from dothis.errors import (
+    ConnectionFailed,
+    DothisError,
+    InvalidArguments,
+    QueueClosed,
+    RegistryError,
+    TaskExists,
+    TaskFailed,
+    WaitTimeout,
+)
+from dothis.producer import Call, Queue
+from dothis.protocol import PROTOCOL_VERSION, ErrorCode, Outcome, RejectCode, State
+from dothis.registry import Registry, default_registry, task
+from dothis.task import Task, TaskInfo
+from dothis.worker import Worker, WorkerOptions
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Call",
+    "ConnectionFailed",
+    "DothisError",
+    "ErrorCode",
+    "InvalidArguments",
+    "Outcome",
+    "Queue",
+    "QueueClosed",
+    "Registry",
+    "RegistryError",
+    "RejectCode",
+    "State",
+    "Task",
+    "TaskExists",
+    "TaskFailed",
+    "TaskInfo",
+    "WaitTimeout",
+    "Worker",
+    "WorkerOptions",
+    "__version__",
+    "default_registry",
+    "task",
+]

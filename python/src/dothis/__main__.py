@@ -1,0 +1,3 @@
+from dothis.cli import main
+
+main()
