@@ -1,0 +1,1 @@
+"""Library behind conformance/run.py: case files, matchers, harness processes, step execution."""
