@@ -141,8 +141,11 @@ class Queue:
         task_id = self._task_id(task_id)
         fields = self._fields(function, args or {})
         key = self.keys.task(task_id)
+        client = self.redis
         with translate_errors(self.url):
-            created = self._scripts.enqueue(keys=[key, self.keys.pending], args=[task_id, *fields])
+            created = self._scripts.enqueue(
+                keys=[key, self.keys.pending], args=[task_id, *fields], client=client
+            )
         if not created:
             raise TaskExists(task_id, key)
         return Task(self, task_id)

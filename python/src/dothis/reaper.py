@@ -27,13 +27,14 @@ from dothis.scripts import Scripts
 log = logging.getLogger("dothis.reaper")
 
 SCAN_LIMIT = 1000
+ENTRY_RECORD_CHARS = 1024
 
 
 def rejection(entry: bytes, code: RejectCode, reason: str, worker_id: str) -> str:
     """A <queue>:rejected record (schema/rejected.schema.json)."""
     return json.dumps(
         {
-            "entry": entry.decode("utf-8", "backslashreplace"),
+            "entry": entry.decode("utf-8", "replace")[:ENTRY_RECORD_CHARS],
             "error-code": code.value,
             "error-reason": reason,
             "rejected-created": now_iso(),

@@ -103,11 +103,11 @@ class Worker:
 
     def stop(self, *, force: bool = False) -> None:
         """Stop claiming; running tasks finish (``force``: they go back to pending now)."""
-        if force or self._stopping.is_set():
+        if force:
             self._forced.set()
         self._stopping.set()
         loop, wakeup = self._loop, self._wakeup
-        if loop is not None and wakeup is not None:
+        if loop is not None and wakeup is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wakeup.set)
 
     def _on_signal(self, signum: int) -> None:

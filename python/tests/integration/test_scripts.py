@@ -1,0 +1,168 @@
+"""The Lua scripts, called directly: each status of start, finish's fencing, recovery, reject."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from dothis.protocol import Keys
+from dothis.scripts import Scripts
+
+pytestmark = pytest.mark.integration
+NOW = "2026-01-01T00:00:00.000000Z"
+
+
+@pytest.fixture
+def env(r: redis.Redis, queue_name: str) -> tuple[redis.Redis, Scripts, Keys]:
+    return r, Scripts(r), Keys(queue_name)
+
+
+def claim(r: redis.Redis, keys: Keys) -> bytes:
+    entry = r.lmove(keys.pending, keys.executing, "RIGHT", "LEFT")
+    assert entry is not None
+    return bytes(entry)
+
+
+def start(s: Scripts, keys: Keys, entry: bytes, task_id: str, worker: str = "w1") -> list:
+    return s.start(keys=[keys.task(task_id), keys.executing],
+                   args=[entry, worker, NOW, 1024, 16])  # fmt: skip
+
+
+def test_enqueue_refuses_an_existing_id(env) -> None:
+    r, s, keys = env
+    assert s.enqueue(keys=[keys.task("a"), keys.pending], args=["a", "function", "echo"]) == 1
+    assert s.enqueue(keys=[keys.task("a"), keys.pending], args=["a", "function", "x"]) == 0
+    assert r.hget(keys.task("a"), "function") == b"echo"
+    assert r.lrange(keys.pending, 0, -1) == [b"a"]
+
+
+def test_start_takes_ownership_and_returns_the_hash(env) -> None:
+    r, s, keys = env
+    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending", "args": "{}"})
+    r.lpush(keys.pending, "a")
+    reply = start(s, keys, claim(r, keys), "a")
+    assert reply[0] == b"ok" and reply[1] == 1
+    fields = dict(zip(reply[2][::2], reply[2][1::2], strict=True))
+    assert fields[b"state"] == b"executing" and fields[b"worker"] == b"w1"
+    assert fields[b"executing-created"] == NOW.encode()
+    assert fields[b"pending-created"] == NOW.encode()  # filled in: the hash had none
+
+
+@pytest.mark.parametrize(
+    ("setup", "status"),
+    [
+        (lambda r, k: None, b"missing"),
+        (lambda r, k: r.set(k.task("a"), "x"), b"wrong-type"),
+        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "finished"}),
+         b"duplicate"),
+        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "executing"}),
+         b"duplicate"),
+        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "odd"}),
+         b"invalid-state"),
+        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "x" * 40}),
+         b"invalid-state"),
+        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "args": "x" * 2000}),
+         b"too-large"),
+        (lambda r, k: r.hset(k.task("a"), mapping={f"f{i}": "v" for i in range(20)}),
+         b"too-large"),
+    ],
+)
+def test_start_statuses(env, setup, status: bytes) -> None:
+    r, s, keys = env
+    setup(r, keys)
+    r.lpush(keys.pending, "a")
+    reply = start(s, keys, claim(r, keys), "a")
+    assert reply[0] == status
+    if status == b"duplicate":
+        assert r.llen(keys.executing) == 0
+        assert r.hget(keys.task("a"), "worker") is None  # hash untouched
+
+
+def test_start_of_an_entry_no_longer_executing_is_lost(env) -> None:
+    r, s, keys = env
+    r.hset(keys.task("a"), mapping={"function": "echo"})
+    assert start(s, keys, b"a", "a") == [b"lost"]
+    assert r.hget(keys.task("a"), "state") is None
+
+
+def finish(s: Scripts, keys: Keys, entry: bytes, worker: str, claims: int) -> int:
+    key = keys.task("a")
+    return s.finish(keys=[key, keys.executing],
+                    args=[entry, worker, claims, keys.results, key, "state", "finished",
+                          "result-value", "1", "result", "successful"])  # fmt: skip
+
+
+def test_finish_is_fenced_by_worker_and_claims(env) -> None:
+    r, s, keys = env
+    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending"})
+    r.lpush(keys.pending, "a")
+    entry = claim(r, keys)
+    start(s, keys, entry, "a")
+    assert finish(s, keys, entry, "w2", 1) == 0
+    assert finish(s, keys, entry, "w1", 2) == 0
+    assert r.hget(keys.task("a"), "result") is None
+    pubsub = r.pubsub()
+    pubsub.subscribe(keys.results)
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    assert finish(s, keys, entry, "w1", 1) == 1
+    assert r.hget(keys.task("a"), "result") == b"successful"
+    assert r.llen(keys.executing) == 0
+    assert pubsub.get_message(timeout=2)["data"] == keys.task("a").encode()
+    assert finish(s, keys, entry, "w1", 1) == 0  # a second finish changes nothing
+    pubsub.close()
+
+
+def recover(s: Scripts, keys: Keys, entry: bytes, owner: str, max_claims: int = 3) -> bytes:
+    key_list = [keys.task("a"), keys.executing, keys.pending]
+    if owner:
+        key_list.append(keys.worker(owner))
+    return bytes(s.recover(keys=key_list, args=[entry, owner, max_claims, NOW, keys.results,
+                                                keys.task("a")]))  # fmt: skip
+
+
+def test_recover_respects_a_live_owner_then_requeues(env) -> None:
+    r, s, keys = env
+    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending"})
+    r.lpush(keys.pending, "a")
+    entry = claim(r, keys)
+    start(s, keys, entry, "a")
+    r.set(keys.worker("w1"), "alive")
+    assert recover(s, keys, entry, "w1") == b"alive"
+    assert recover(s, keys, entry, "") == b"owned"
+    assert recover(s, keys, entry, "w9") == b"changed"
+    r.delete(keys.worker("w1"))
+    assert recover(s, keys, entry, "w1") == b"requeued"
+    assert r.lrange(keys.pending, 0, -1) == [b"a"] and r.llen(keys.executing) == 0
+    assert r.hget(keys.task("a"), "state") == b"pending"
+    assert r.hget(keys.task("a"), "worker") is None
+    assert finish(s, keys, entry, "w1", 1) == 0  # the revived worker is fenced off
+    assert recover(s, keys, entry, "w1") == b"gone"
+
+
+def test_recover_fails_a_task_after_max_claims(env) -> None:
+    r, s, keys = env
+    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending", "claims": "2"})
+    r.lpush(keys.pending, "a")
+    entry = claim(r, keys)
+    assert start(s, keys, entry, "a")[1] == 3
+    assert recover(s, keys, entry, "w1", max_claims=3) == b"failed"
+    fields = r.hgetall(keys.task("a"))
+    assert fields[b"result"] == b"failed" and fields[b"error-code"] == b"worker-lost"
+    assert r.llen(keys.executing) == 0 and r.llen(keys.pending) == 0
+
+
+def test_recover_an_ownerless_entry(env) -> None:
+    r, s, keys = env
+    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending"})
+    r.lpush(keys.pending, "a")
+    entry = claim(r, keys)  # the claimer "died" before start.lua
+    assert recover(s, keys, entry, "") == b"requeued"
+    assert r.lrange(keys.pending, 0, -1) == [b"a"]
+
+
+def test_reject_moves_the_entry(env) -> None:
+    r, s, keys = env
+    r.lpush(keys.executing, "bad entry")
+    assert s.reject(keys=[keys.executing, keys.rejected], args=["bad entry", "{}", 2]) == 1
+    assert s.reject(keys=[keys.executing, keys.rejected], args=["bad entry", "{}", 2]) == 0
+    assert r.llen(keys.executing) == 0 and r.lrange(keys.rejected, 0, -1) == [b"{}"]

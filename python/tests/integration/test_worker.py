@@ -1,0 +1,134 @@
+"""A Worker against a real redis-server: execution, outcomes, the results channel, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+import taskfns
+from dothis import Queue, TaskFailed, WaitTimeout
+from integration.test_producer import as_text, validator
+from support import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def queue(url: str, queue_name: str):
+    with Queue(queue_name, url) as q:
+        yield q
+
+
+def finished(r: redis.Redis, key: str) -> dict[str, str] | None:
+    fields = as_text(r.hgetall(key)) if r.hget(key, "result") else None
+    return fields
+
+
+def test_echo_runs_and_the_hash_is_complete(queue, r, start_worker) -> None:
+    start_worker()
+    pubsub = r.pubsub()
+    pubsub.subscribe(queue.keys.results)
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    task = queue.enqueue("echo", text="ooh yeeah")
+    message = pubsub.get_message(timeout=10)
+    while message is not None and message["type"] != "message":
+        message = pubsub.get_message(timeout=10)
+    assert message is not None and message["data"] == task.key.encode()
+    fields = as_text(r.hgetall(task.key))
+    assert list(fields) == ["function", "state", "args", "pending-created", "executing-created",
+                            "worker", "claims", "result-value", "result", "finished-created"]
+    assert fields["state"] == "finished" and fields["result"] == "successful"
+    assert fields["result-value"] == '"ooh yeeah"' and fields["claims"] == "1"
+    assert r.llen(queue.keys.executing) == 0
+    validator("task.schema.json").validate(fields)
+    pubsub.close()
+
+
+@pytest.mark.parametrize(("value", "encoded"),
+                         [(0, "0"), (False, "false"), ("", '""'), (None, "null"), ([], "[]")])
+def test_falsy_values_are_kept(queue, r, start_worker, value, encoded) -> None:
+    start_worker()
+    task = queue.enqueue(taskfns.identity, value=value)
+    assert task.wait(timeout=10) == value
+    assert r.hmget(task.key, "result", "result-value") == [b"successful", encoded.encode()]
+
+
+def test_failure_fields_and_wait_raises(queue, r, start_worker) -> None:
+    start_worker()
+    task = queue.enqueue("fail", message="boom")
+    with pytest.raises(TaskFailed) as caught:
+        task.wait(timeout=10)
+    assert caught.value.code == "exception" and caught.value.reason == "boom"
+    assert "RuntimeError: boom" in caught.value.exception
+    fields = as_text(r.hgetall(task.key))
+    assert fields["result"] == "failed" and "result-value" not in fields
+    validator("task.schema.json").validate(fields)
+    assert task.error is not None and task.outcome == "failed"
+
+
+def test_async_function(queue, start_worker) -> None:
+    start_worker()
+    assert queue.enqueue(taskfns.async_add, a=2, b=3).wait(timeout=10) == 5
+
+
+def test_unserializable_result(queue, start_worker) -> None:
+    start_worker()
+    with pytest.raises(TaskFailed) as caught:
+        queue.enqueue(taskfns.unserializable).wait(timeout=10)
+    assert caught.value.code == "unserializable-result"
+
+
+def test_concurrency_runs_tasks_at_once(queue, start_worker) -> None:
+    start_worker(concurrency=4)
+    tasks = queue.enqueue_many([(taskfns.probe, {"seconds": 0.3}) for _ in range(8)])
+    assert max(task.wait(timeout=20) for task in tasks) == 4
+
+
+def test_wait_timeout(queue) -> None:
+    task = queue.enqueue("echo", text="nobody runs me")
+    with pytest.raises(WaitTimeout, match=task.id):
+        task.wait(timeout=0.2)
+
+
+def test_many_waits_share_one_subscription(queue, r, start_worker) -> None:
+    import threading
+
+    tasks = queue.enqueue_many([("add", {"a": i, "b": i}) for i in range(200)])
+    values: dict[int, object] = {}
+
+    def waiter(index: int) -> None:
+        values[index] = tasks[index].wait(timeout=30)
+
+    threads = [threading.Thread(target=waiter, args=(i,)) for i in range(200)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: r.pubsub_numsub(queue.keys.results)[0][1] == 1)
+    start_worker(concurrency=4)
+    for thread in threads:
+        thread.join(30)
+    assert values == {i: 2 * i for i in range(200)}
+    assert r.pubsub_numsub(queue.keys.results)[0][1] == 1
+
+
+def test_worker_key_heartbeat_and_clean_exit(queue, r, start_worker) -> None:
+    thread = start_worker(lease_ms=1000, heartbeat_ms=200)
+    key = queue.keys.worker(thread.worker.id)
+    wait_until(lambda: r.exists(key))
+    fields = as_text(r.hgetall(key))
+    validator("worker.schema.json").validate(fields)
+    assert json.loads(fields["functions"])[:2] == ["add", "async_add"]
+    assert 0 < r.pttl(key) <= 1000
+    first = fields["heartbeat"]
+    wait_until(lambda: r.hget(key, "heartbeat").decode() != first, timeout=3)
+    thread.stop()
+    assert not r.exists(key)
+
+
+def test_worker_recreates_an_expired_key(queue, r, start_worker) -> None:
+    thread = start_worker(lease_ms=1000, heartbeat_ms=200)
+    key = queue.keys.worker(thread.worker.id)
+    wait_until(lambda: r.exists(key))
+    r.delete(key)
+    wait_until(lambda: r.hget(key, "functions"), timeout=3)
