@@ -1,8 +1,9 @@
-"""Shared fixtures for the schema and SPEC.md self-checks."""
+"""Helpers and fixtures shared by the schema and SPEC.md self-checks (imported by the tests)."""
 
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,13 @@ def schema_files() -> list[Path]:
     return sorted(SCHEMA_DIR.glob("*.schema.json"))
 
 
+@cache
 def all_schemas() -> dict[str, dict[str, Any]]:
+    """Schemas by file name. Cached: tests must not modify the result."""
     return {p.name: load_json(p) for p in schema_files()}
 
 
+@cache
 def registry() -> Registry:
     return Registry().with_resources(
         (schema["$id"], Resource.from_contents(schema)) for schema in all_schemas().values()

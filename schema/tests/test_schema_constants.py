@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import LUA_DIR, all_schemas
+from schema_support import LUA_DIR, all_schemas, protocol  # noqa: F401 - fixture
 
 
 def protocol_sets(protocol: dict[str, Any]) -> dict[str, list[str]]:

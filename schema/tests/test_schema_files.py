@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from conftest import (
+from schema_support import (
     EXAMPLES_DIR,
     ID_BASE,
     SCHEMA_DIR,
     all_schemas,
     load_json,
+    protocol,  # noqa: F401 - fixture
     schema_files,
     validator,
 )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import LUA_DIR, PRIMER, SPEC, all_schemas, validator
+from schema_support import LUA_DIR, PRIMER, SPEC, all_schemas, protocol, spec_text, validator  # noqa: F401 - fixtures
 
 FENCE = re.compile(r"^```(\w*)\s*$")
 SCHEMA_COMMENT = re.compile(r"^<!-- schema: ([\w.-]+\.schema\.json) -->$")
