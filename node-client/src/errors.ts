@@ -1,0 +1,89 @@
+/**
+ * Every error this package throws is a DothisError; `code` is a stable, machine-readable string.
+ * TaskFailedError carries the error code the worker wrote to the task hash (schema/protocol.json).
+ */
+export class DothisError extends Error {
+  readonly code: string;
+
+  constructor(message: string, code = 'dothis-error', options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Redis could not be reached (or the connection dropped while a command was in flight). */
+export class ConnectionFailedError extends DothisError {
+  readonly url: string;
+
+  constructor(url: string, detail: string, options?: ErrorOptions) {
+    super(`cannot reach Redis at ${url}: is redis-server running? set DOTHIS_REDIS_URL (${detail})`,
+      'connection-failed', options);
+    this.url = url;
+  }
+}
+
+/** The Queue was closed; it cannot be used any more. */
+export class QueueClosedError extends DothisError {
+  constructor(queue: string) {
+    super(`queue ${JSON.stringify(queue)} is closed`, 'queue-closed');
+  }
+}
+
+/** A function name, argument, id, queue name or option is not valid; `field` names it. */
+export class InvalidArgumentsError extends DothisError {
+  readonly field: string;
+
+  constructor(field: string, problem: string) {
+    super(`invalid ${field}: ${problem}`, 'invalid-arguments');
+    this.field = field;
+  }
+}
+
+/**
+ * A task with this id already exists; nothing was written for it. From enqueueMany, `ids` lists
+ * every id that existed and `enqueuedIds` the tasks of the batch that were enqueued all the same.
+ */
+export class TaskExistsError extends DothisError {
+  readonly id: string;
+  readonly ids: readonly string[];
+  readonly enqueuedIds: readonly string[];
+
+  constructor(ids: readonly [string, ...string[]], enqueuedIds: readonly string[] = []) {
+    const [id] = ids;
+    const message = ids.length === 1 && enqueuedIds.length === 0
+      ? `task ${JSON.stringify(id)} already exists`
+      : `${ids.length} task id(s) already exist and were not enqueued (${ids.slice(0, 5).map((i) => JSON.stringify(i)).join(', ')}` +
+        `${ids.length > 5 ? ', ...' : ''}); the other ${enqueuedIds.length} task(s) were enqueued`;
+    super(message, 'task-exists');
+    this.id = id;
+    this.ids = ids;
+    this.enqueuedIds = enqueuedIds;
+  }
+}
+
+/** wait() gave up before the task finished. The task itself is untouched and may still run. */
+export class WaitTimeoutError extends DothisError {
+  readonly id: string;
+  readonly timeout: number;
+
+  constructor(id: string, timeout: number) {
+    super(`task ${JSON.stringify(id)} did not finish within ${timeout} ms`, 'timeout');
+    this.id = id;
+    this.timeout = timeout;
+  }
+}
+
+/** The task finished with outcome "failed". `code` is the hash's error-code. */
+export class TaskFailedError extends DothisError {
+  readonly id: string;
+  readonly reason: string;
+  readonly exception: string;
+
+  constructor(id: string, code: string, reason: string, exception: string) {
+    super(`task ${JSON.stringify(id)} failed (${code}): ${reason}`, code);
+    this.id = id;
+    this.reason = reason;
+    this.exception = exception;
+  }
+}

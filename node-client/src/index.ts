@@ -1,0 +1,18 @@
+/**
+ * dothis: a language-neutral Redis task queue. This package is the Node producer: it enqueues
+ * tasks for workers (in any language speaking the protocol) and waits for their results.
+ */
+export { Queue, type EnqueueOptions, type QueueOptions, type TaskSpec } from './queue.js';
+export { Task, type TaskInfo, type TaskResult, type TaskState, type WaitOptions } from './task.js';
+export {
+  ConnectionFailedError, DothisError, InvalidArgumentsError, QueueClosedError, TaskExistsError,
+  TaskFailedError, WaitTimeoutError,
+} from './errors.js';
+export {
+  DEFAULTS, ERROR_CODES, FIELDS, KEY_TEMPLATES, LIMITS, OUTCOMES, PROTOCOL, PROTOCOL_VERSION,
+  REJECT_CODES, SCRIPT_NAMES, STATES, buildKey,
+  type ErrorCode, type Field, type Outcome, type RejectCode, type State,
+} from './protocol.js';
+export { SCRIPTS } from './generated/scripts.js';
+export { formatMicros, isoNow } from './time.js';
+export type { Args, JsonValue } from './validate.js';

@@ -1,0 +1,132 @@
+/**
+ * Waiting for results: ONE subscription to <queue>:results per Queue, shared by every wait() and
+ * dispatched by the message (the task key). A wait subscribes first, then reads the hash, so a
+ * result posted between the two cannot be missed. After the subscriber reconnects, every hash
+ * being waited on is read again (messages published while disconnected are lost).
+ */
+import type { Link } from './connection.js';
+import { InvalidArgumentsError, WaitTimeoutError } from './errors.js';
+import { RESULT_FIELDS, resultFrom, unwrap, type TaskResult, type WaitOptions } from './task.js';
+
+interface Waiter {
+  readonly id: string;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+  cleanup: () => void;
+}
+
+export type ReadFields = (key: string, fields: readonly string[]) => Promise<(string | null)[] | null>;
+
+function checkTimeout(timeout: unknown): number | undefined {
+  if (timeout === undefined) return undefined;
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
+    throw new InvalidArgumentsError('timeout', `must be a finite number of milliseconds >= 0, got ${typeof timeout === 'number' ? timeout : typeof timeout}`);
+  }
+  return timeout;
+}
+
+export class ResultWaits {
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private subscription: Promise<void> | undefined;
+  private subscribed = false;
+
+  constructor(
+    private readonly subscriber: Link,
+    private readonly channel: string,
+    private readonly readFields: ReadFields,
+  ) {
+    subscriber.redis.on('message', (channel: string, message: string) => {
+      if (channel === this.channel && this.waiters.has(message)) {
+        this.check(message).catch(() => undefined); // a failed read is retried on reconnect
+      }
+    });
+    subscriber.redis.on('ready', () => {
+      if (this.subscribed) this.resubscribe().catch(() => undefined);
+    });
+  }
+
+  /** How many wait() calls are pending. */
+  get size(): number {
+    let count = 0;
+    for (const set of this.waiters.values()) count += set.size;
+    return count;
+  }
+
+  wait(id: string, key: string, options: WaitOptions): Promise<unknown> {
+    const timeout = checkTimeout(options.timeout);
+    const { signal } = options;
+    return new Promise<unknown>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason as Error);
+        return;
+      }
+      const waiter: Waiter = { id, resolve, reject, cleanup: () => undefined };
+      const timer = timeout === undefined ? undefined
+        : setTimeout(() => { this.settle(key, waiter, { error: new WaitTimeoutError(id, timeout) }); }, timeout);
+      const onAbort = (): void => { this.settle(key, waiter, { error: signal?.reason }); };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      waiter.cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      let set = this.waiters.get(key);
+      if (!set) {
+        set = new Set();
+        this.waiters.set(key, set);
+      }
+      set.add(waiter);
+      this.subscribe()
+        .then(() => this.check(key))
+        .catch((error: unknown) => { this.settle(key, waiter, { error }); });
+    });
+  }
+
+  /** Rejects every pending wait with `error`. */
+  rejectAll(error: Error): void {
+    for (const [key, set] of this.waiters) {
+      for (const waiter of set) this.settle(key, waiter, { error });
+    }
+  }
+
+  private subscribe(): Promise<void> {
+    this.subscription ??= this.subscriber.run((redis) => redis.subscribe(this.channel)).then(
+      () => { this.subscribed = true; },
+      (error: unknown) => {
+        this.subscription = undefined;
+        throw error;
+      },
+    );
+    return this.subscription;
+  }
+
+  private async resubscribe(): Promise<void> {
+    await this.subscriber.run((redis) => redis.subscribe(this.channel));
+    await Promise.allSettled([...this.waiters.keys()].map((key) => this.check(key)));
+  }
+
+  /** Reads the hash and settles every waiter of `key` when the task has finished. */
+  private async check(key: string): Promise<void> {
+    const values = await this.readFields(key, RESULT_FIELDS);
+    const set = this.waiters.get(key);
+    if (!values || !set) return;
+    for (const waiter of set) {
+      let result: TaskResult | null;
+      try {
+        result = resultFrom(waiter.id, values);
+        if (!result) return;
+        this.settle(key, waiter, { value: unwrap(waiter.id, result) });
+      } catch (error) {
+        this.settle(key, waiter, { error });
+      }
+    }
+  }
+
+  private settle(key: string, waiter: Waiter, outcome: { value: unknown } | { error: unknown }): void {
+    const set = this.waiters.get(key);
+    if (!set?.delete(waiter)) return; // already settled
+    if (set.size === 0) this.waiters.delete(key);
+    waiter.cleanup();
+    if ('error' in outcome) waiter.reject(outcome.error);
+    else waiter.resolve(outcome.value);
+  }
+}

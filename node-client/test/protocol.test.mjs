@@ -1,0 +1,138 @@
+// Unit tests (no Redis): generated constants equal schema/protocol.json; keys, time, validation.
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { describe, test } from 'node:test';
+
+import * as dothis from '../dist/esm/index.js';
+import { checkTaskHash, serializeArgs } from '../dist/esm/validate.js';
+
+const repo = new URL('../../', import.meta.url);
+const protocol = JSON.parse(await readFile(new URL('schema/protocol.json', repo), 'utf8'));
+
+describe('constants come from schema/protocol.json', () => {
+  test('every exported constant equals the schema', () => {
+    const data = { ...protocol };
+    delete data.$schema;
+    assert.deepEqual(dothis.PROTOCOL, data);
+    assert.equal(dothis.PROTOCOL_VERSION, protocol.protocol);
+    assert.deepEqual(dothis.KEY_TEMPLATES, protocol.keys);
+    assert.deepEqual(dothis.STATES, protocol.states);
+    assert.deepEqual(dothis.OUTCOMES, protocol.outcomes);
+    assert.deepEqual(dothis.FIELDS, Object.keys(protocol.fields));
+    assert.deepEqual(dothis.ERROR_CODES, Object.keys(protocol['error-codes']));
+    assert.deepEqual(dothis.REJECT_CODES, Object.keys(protocol['reject-codes']));
+    assert.deepEqual(dothis.LIMITS, protocol.limits);
+    assert.deepEqual(dothis.DEFAULTS, protocol.defaults);
+    assert.deepEqual(dothis.SCRIPT_NAMES, protocol.scripts);
+  });
+
+  test('the scripts are the bytes of lua/*.lua', async () => {
+    for (const name of protocol.scripts) {
+      assert.equal(dothis.SCRIPTS[name], await readFile(new URL(`lua/${name}.lua`, repo), 'utf8'), name);
+      assert.equal(await readFile(new URL(`../dist/lua/${name}.lua`, import.meta.url), 'utf8'), dothis.SCRIPTS[name]);
+    }
+  });
+});
+
+describe('keys', () => {
+  test('templates are filled literally', () => {
+    assert.equal(dothis.buildKey('task', { queue: '{emails}', id: 'a:b*?' }), '{emails}:task:a:b*?');
+    assert.equal(dothis.buildKey('task', { queue: 'q$&', id: '<queue>$1' }), 'q$&:task:<queue>$1');
+    assert.equal(dothis.buildKey('results', { queue: 'q' }), 'q:results');
+    assert.throws(() => dothis.buildKey('task', { queue: 'q' }), /<id>/);
+  });
+});
+
+describe('timestamps', () => {
+  const format = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+  test('ISO-8601 UTC with microseconds and Z', () => {
+    assert.equal(dothis.formatMicros(1449274741834909n), '2015-12-05T00:19:01.834909Z');
+    assert.equal(dothis.formatMicros(1449274741000001n), '2015-12-05T00:19:01.000001Z');
+    for (let i = 0; i < 100; i += 1) assert.match(dothis.isoNow(), format);
+  });
+
+  test('tracks the wall clock', () => {
+    const before = Date.now();
+    const stamp = Date.parse(dothis.isoNow().slice(0, 23) + 'Z');
+    assert.ok(stamp >= before - 2 && stamp <= Date.now() + 2, `${stamp} vs ${before}`);
+  });
+});
+
+describe('validation (before any connection)', () => {
+  const queue = new dothis.Queue('unit', { url: 'redis://127.0.0.1:1/0' });
+
+  const rejectsField = (promise, field, pattern) => assert.rejects(promise, (error) => {
+    assert.ok(error instanceof dothis.InvalidArgumentsError, `got ${error}`);
+    assert.ok(error instanceof dothis.DothisError);
+    assert.equal(error.code, 'invalid-arguments');
+    assert.equal(error.field, field);
+    assert.ok(error.message.includes(field), error.message);
+    if (pattern) assert.match(error.message, pattern);
+    return true;
+  });
+
+  test('args must be strict JSON; the error names the field', async () => {
+    await rejectsField(queue.enqueue('echo', { text: NaN }), 'args.text', /NaN is not JSON/);
+    await rejectsField(queue.enqueue('echo', { a: { b: [1, Infinity] } }), 'args.a.b[1]');
+    await rejectsField(queue.enqueue('echo', { 'odd key': undefined }), 'args["odd key"]', /undefined/);
+    await rejectsField(queue.enqueue('echo', { n: 10n }), 'args.n', /BigInt/);
+    await rejectsField(queue.enqueue('echo', { when: new Date() }), 'args.when', /Date/);
+    await rejectsField(queue.enqueue('echo', { f: () => 1 }), 'args.f');
+    await rejectsField(queue.enqueue('echo', { s: 'a\ud800' }), 'args.s', /surrogate/);
+    await rejectsField(queue.enqueue('echo', ['x']), 'args', /object/);
+    await rejectsField(queue.enqueue('echo', null), 'args', /object/);
+    let deep = {};
+    const root = deep;
+    for (let i = 0; i < 70; i += 1) deep = deep.x = {};
+    await rejectsField(queue.enqueue('echo', root), `args${'.x'.repeat(64)}`, /deeper than 64/);
+    const cyclic = {};
+    cyclic.self = cyclic;
+    await assert.rejects(queue.enqueue('echo', cyclic), dothis.InvalidArgumentsError);
+  });
+
+  test('function names, ids and queue names', async () => {
+    await rejectsField(queue.enqueue('', {}), 'function');
+    await rejectsField(queue.enqueue(42, {}), 'function');
+    await rejectsField(queue.enqueue('echo', {}, { id: '' }), 'id');
+    await rejectsField(queue.enqueue('echo', {}, { id: 'has space' }), 'id', /U\+0020/);
+    await rejectsField(queue.enqueue('echo', {}, { id: 'tab\there' }), 'id');
+    await rejectsField(queue.enqueue('echo', {}, { id: 'nbsp\u00a0' }), 'id');
+    await rejectsField(queue.enqueue('echo', {}, { id: 'del\u007f' }), 'id');
+    await rejectsField(queue.enqueue('echo', {}, { id: 'x'.repeat(257) }), 'id', /256/);
+    await rejectsField(queue.enqueue('echo', {}, { id: 'é'.repeat(129) }), 'id', /258/);
+    await rejectsField(queue.enqueueMany([{ fn: 'echo' }, { fn: 'echo', id: 'a b' }]), 'tasks[1].id');
+    assert.throws(() => new dothis.Queue('', {}), dothis.InvalidArgumentsError);
+    assert.throws(() => new dothis.Queue('a b'), /queue name/);
+    assert.throws(() => new dothis.Queue('q'.repeat(129)), /128/);
+    assert.throws(() => queue.task('a\nb'), /id/);
+    assert.equal(queue.task('a:b*[?]').key, 'unit:task:a:b*[?]');
+    assert.equal(new dothis.Queue('{emails}').name, '{emails}');
+  });
+
+  test('wait() rejects a bad timeout', async () => {
+    await rejectsField(queue.task('x').wait({ timeout: -1 }), 'timeout');
+    await queue.close();
+  });
+});
+
+describe('the bundled schemas agree with schema/examples', () => {
+  const examples = async (kind, verdict) => {
+    const dir = new URL(`schema/examples/${kind}/${verdict}/`, repo);
+    const files = (await readdir(dir)).filter((name) => name.endsWith('.json'));
+    return Promise.all(files.map(async (name) => [name, JSON.parse(await readFile(new URL(name, dir), 'utf8'))]));
+  };
+
+  test('task hashes', async () => {
+    for (const [name, hash] of await examples('task', 'valid')) assert.doesNotThrow(() => checkTaskHash(hash), name);
+    for (const [name, hash] of await examples('task', 'invalid')) {
+      assert.throws(() => checkTaskHash(hash), dothis.InvalidArgumentsError, name);
+    }
+  });
+
+  test('args', async () => {
+    for (const [name, args] of await examples('args', 'valid')) assert.doesNotThrow(() => serializeArgs(args), name);
+    for (const [name, args] of await examples('args', 'invalid')) {
+      assert.throws(() => serializeArgs(args), dothis.InvalidArgumentsError, name);
+    }
+  });
+});

@@ -1,0 +1,79 @@
+// A throwaway redis-server per test file, on a free loopback port (never the shared 6379).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { Redis } from 'ioredis';
+
+/** A TCP port nothing listens on right now. */
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Polls `probe` until it returns a truthy value or `ms` pass. */
+export async function until(probe, { ms = 5000, every = 20, what = 'condition' } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, every));
+  }
+}
+
+/** Starts redis-server; resolves once it answers PING. `stop()` ends it by pid. */
+export async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk) => { output += chunk; });
+  child.stderr.on('data', (chunk) => { output += chunk; });
+  const exited = once(child, 'exit');
+  const url = `redis://127.0.0.1:${port}/0`;
+  const raw = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  raw.on('error', () => undefined);
+  await until(async () => {
+    if (child.exitCode !== null) throw new Error(`redis-server exited: ${output}`);
+    try {
+      if (raw.status === 'wait' || raw.status === 'end') await raw.connect();
+      return (await raw.ping()) === 'PONG';
+    } catch {
+      raw.disconnect();
+      return false;
+    }
+  }, { what: `redis-server on port ${port}` });
+  return {
+    port,
+    url,
+    raw,
+    pid: child.pid,
+    async stop() {
+      raw.disconnect();
+      if (child.exitCode === null) {
+        process.kill(child.pid, 'SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+let counter = 0;
+/** A queue name no other test in this process uses. */
+export const uniqueQueue = (label = 'q') => `test-${label}-${process.pid}-${++counter}`;
+
+/** Plays the worker's side of the protocol for `key`: writes the outcome, then announces it. */
+export async function finishRaw(raw, queue, key, outcome) {
+  const now = new Date().toISOString().replace('Z', '000Z');
+  const fields = outcome.failed
+    ? ['state', 'finished', 'result', 'failed', 'error-code', outcome.code, 'error-reason', outcome.reason,
+      'error-exception', outcome.exception, 'finished-created', now]
+    : ['state', 'finished', 'result-value', JSON.stringify(outcome.value), 'result', 'successful', 'finished-created', now];
+  await raw.multi().hset(key, ...fields).publish(`${queue}:results`, key).exec();
+}
