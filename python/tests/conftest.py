@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import redis
-
 from support import RedisServer, WorkerProcess, WorkerThread
 
 

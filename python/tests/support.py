@@ -77,7 +77,10 @@ class WorkerProcess:
     """``dothis worker`` as a user runs it."""
 
     def __init__(self, url: str, queue: str, *options: str, modules: tuple[str, ...] = ()) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="dothis-worker-", suffix=".log", delete=False)
+        # The log outlives this call: the worker process writes to it until it exits.
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="dothis-worker-", suffix=".log", delete=False
+        )
         args = [sys.executable, "-m", "dothis", "worker", "--url", url, "--queue", queue,
                 *options, *(modules or ("dothis.examples",))]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}

@@ -1,7 +1,7 @@
 """dothis: a task queue with a written, language-neutral Redis protocol.
 
-    from dothis import Queue
-    Queue("dothis").enqueue("echo", text="ooh yeeah").wait(timeout=10)
+from dothis import Queue
+Queue("dothis").enqueue("echo", text="ooh yeeah").wait(timeout=10)
 """
 
 from dothis.errors import (

@@ -42,26 +42,54 @@ def main() -> None:
 @queue_option
 @click.option("--concurrency", "-c", default=1, show_default=True, help="Tasks run at once.")
 @click.option("--worker-id", default=None, help="Worker id (default: a new UUID).")
-@click.option("--lease-ms", default=DEFAULT_LEASE_MS, show_default=True,
-              help="Worker key TTL: how long after its last heartbeat a worker counts as dead.")
+@click.option(
+    "--lease-ms",
+    default=DEFAULT_LEASE_MS,
+    show_default=True,
+    help="Worker key TTL: how long after its last heartbeat a worker counts as dead.",
+)
 @click.option("--heartbeat-ms", default=DEFAULT_HEARTBEAT_MS, show_default=True)
-@click.option("--reap-ms", default=DEFAULT_REAP_MS, show_default=True,
-              help="How often to look for tasks of dead workers.")
-@click.option("--max-claims", default=DEFAULT_MAX_CLAIMS, show_default=True,
-              help="Claims after which a task whose worker keeps dying fails (worker-lost).")
+@click.option(
+    "--reap-ms",
+    default=DEFAULT_REAP_MS,
+    show_default=True,
+    help="How often to look for tasks of dead workers.",
+)
+@click.option(
+    "--max-claims",
+    default=DEFAULT_MAX_CLAIMS,
+    show_default=True,
+    help="Claims after which a task whose worker keeps dying fails (worker-lost).",
+)
 @click.option("--max-value-bytes", default=DEFAULT_MAX_VALUE_BYTES, show_default=True)
 @click.option("--max-fields", default=DEFAULT_MAX_FIELDS, show_default=True)
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @click.argument("modules", nargs=-1, required=True)
-def worker(url: str | None, queue: str, concurrency: int, worker_id: str | None, lease_ms: int,
-           heartbeat_ms: int, reap_ms: int, max_claims: int, max_value_bytes: int,
-           max_fields: int, log_level: str, modules: tuple[str, ...]) -> None:
+def worker(
+    url: str | None,
+    queue: str,
+    concurrency: int,
+    worker_id: str | None,
+    lease_ms: int,
+    heartbeat_ms: int,
+    reap_ms: int,
+    max_claims: int,
+    max_value_bytes: int,
+    max_fields: int,
+    log_level: str,
+    modules: tuple[str, ...],
+) -> None:
     """Run the functions that MODULES register (e.g. dothis.examples)."""
     from dothis.worker import Worker, WorkerOptions
 
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     sys.path.insert(0, os.getcwd())
     for module in modules:
         try:
@@ -71,9 +99,15 @@ def worker(url: str | None, queue: str, concurrency: int, worker_id: str | None,
                 f"cannot import module {module!r} ({error}): is it installed, or on PYTHONPATH?"
             ) from error
     try:
-        options = WorkerOptions(concurrency=concurrency, lease_ms=lease_ms,
-                                heartbeat_ms=heartbeat_ms, reap_ms=reap_ms, max_claims=max_claims,
-                                max_value_bytes=max_value_bytes, max_fields=max_fields)
+        options = WorkerOptions(
+            concurrency=concurrency,
+            lease_ms=lease_ms,
+            heartbeat_ms=heartbeat_ms,
+            reap_ms=reap_ms,
+            max_claims=max_claims,
+            max_value_bytes=max_value_bytes,
+            max_fields=max_fields,
+        )
         runner = Worker(queue, url, worker_id=worker_id, options=options)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
@@ -104,14 +138,27 @@ def _parse_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
 @url_option
 @queue_option
 @click.argument("function")
-@click.option("--args", "args_json", default=None, help='Arguments as a JSON object: \'{"a": 1}\'.')
-@click.option("--arg", "-a", "pairs", multiple=True,
-              help="One argument NAME=VALUE (VALUE read as JSON, else as a string).")
+@click.option("--args", "args_json", default=None, help="Arguments as a JSON object: '{\"a\": 1}'.")
+@click.option(
+    "--arg",
+    "-a",
+    "pairs",
+    multiple=True,
+    help="One argument NAME=VALUE (VALUE read as JSON, else as a string).",
+)
 @click.option("--id", "task_id", default=None, help="A custom task id.")
 @click.option("--wait", is_flag=True, help="Wait for the outcome and print the value.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds --wait waits.")
-def enqueue(url: str | None, queue: str, function: str, args_json: str | None,
-            pairs: tuple[str, ...], task_id: str | None, wait: bool, timeout: float) -> None:
+def enqueue(
+    url: str | None,
+    queue: str,
+    function: str,
+    args_json: str | None,
+    pairs: tuple[str, ...],
+    task_id: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
     """Queue FUNCTION and print the task id (with --wait, print its value as JSON)."""
     args: dict[str, Any] = {}
     if args_json is not None:
@@ -154,5 +201,7 @@ def info(url: str | None, queue: str) -> None:
         click.echo(f"{name:10} {summary[name]}")
     click.echo(f"workers    {len(summary['workers'])}")
     for item in summary["workers"]:
-        click.echo(f"  {item.get('id')}  {item.get('host')}:{item.get('pid')}  "
-                   f"heartbeat {item.get('heartbeat')}")
+        click.echo(
+            f"  {item.get('id')}  {item.get('host')}:{item.get('pid')}  "
+            f"heartbeat {item.get('heartbeat')}"
+        )

@@ -1,6 +1,6 @@
 """The four standard functions every dothis worker offers the conformance suite.
 
-    dothis worker --queue dothis dothis.examples
+dothis worker --queue dothis dothis.examples
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from dothis.connection import translate_errors
 from dothis.producer import Queue
@@ -25,6 +25,6 @@ def queue_info(queue: Queue) -> dict[str, Any]:
         pending, executing, rejected = pipe.execute()
         workers = []
         for key in client.scan_iter(match=glob_escape(keys.worker("")) + "*", count=500):
-            fields = client.hgetall(key)
+            fields = cast(dict[bytes, bytes], client.hgetall(key))
             workers.append({k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()})
     return {"pending": pending, "executing": executing, "rejected": rejected, "workers": workers}

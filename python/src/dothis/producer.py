@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 from jsonschema import Draft202012Validator
@@ -46,7 +46,9 @@ def _args_validator() -> Draft202012Validator:
 
 def _encode_args(args: Mapping[str, Any]) -> str:
     if not isinstance(args, Mapping):
-        raise InvalidArguments(f"args must be a mapping of names to values, not {type(args).__name__}")
+        raise InvalidArguments(
+            f"args must be a mapping of names to values, not {type(args).__name__}"
+        )
     for name, value in args.items():
         if not isinstance(name, str):
             raise InvalidArguments(f"argument name {name!r} is not a string")
@@ -150,16 +152,17 @@ class Queue:
             raise TaskExists(task_id, key)
         return Task(self, task_id)
 
-    def enqueue_many(self, calls: Iterable[Call | tuple[FunctionRef, Mapping[str, Any]]]) -> list[Task]:
+    def enqueue_many(
+        self, calls: Iterable[Call | tuple[FunctionRef, Mapping[str, Any]]]
+    ) -> list[Task]:
         """Queue many tasks, pipelined in batches (one round trip per 1,000 tasks).
 
         Every call is validated before anything is written. A custom id that is taken raises
         TaskExists after the others were queued.
         """
         prepared: list[tuple[str, list[str]]] = []
-        for call in calls:
-            if not isinstance(call, Call):
-                call = Call(*call)
+        for item in calls:
+            call = item if isinstance(item, Call) else Call(*item)
             prepared.append((self._task_id(call.task_id), self._fields(call.function, call.args)))
         taken: list[str] = []
         with translate_errors(self.url):
@@ -181,7 +184,7 @@ class Queue:
 
     def read_task(self, task_id: str) -> TaskInfo | None:
         with translate_errors(self.url):
-            raw = self.redis.hgetall(self.keys.task(task_id))
+            raw = cast(dict[bytes, bytes], self.redis.hgetall(self.keys.task(task_id)))
         return TaskInfo.from_hash(task_id, raw) if raw else None
 
     def fetch(self, task_id: str) -> Task | None:

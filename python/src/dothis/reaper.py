@@ -122,10 +122,14 @@ class Reaper:
         )  # fmt: skip
         if outcome == b"requeued":
             report.requeued += 1
-            log.warning("recovered task %s from %s: back in %s", task_id,
-                        f"dead worker {owner}" if owner else "an unfinished claim",
-                        self.keys.pending)
+            log.warning(
+                "recovered task %s from %s: back in %s",
+                task_id,
+                f"dead worker {owner}" if owner else "an unfinished claim",
+                self.keys.pending,
+            )
         elif outcome == b"failed":
             report.failed += 1
-            log.warning("task %s failed with worker-lost: claimed %d times", task_id,
-                        self.max_claims)
+            log.warning(
+                "task %s failed with worker-lost: claimed %d times", task_id, self.max_claims
+            )

@@ -24,7 +24,7 @@ class Registry:
 
     def add(self, function: Callable[..., Any], name: str | None = None) -> str:
         """Register ``function`` under ``name`` (default: its ``__name__``) and return the name."""
-        name = name or getattr(function, "__name__", "")
+        name = name or str(getattr(function, "__name__", ""))
         problem = name_problem(name, "function name", 256)
         if problem:
             raise RegistryError(f"cannot register {function!r}: {problem}")
@@ -42,9 +42,7 @@ class Registry:
     def register(self, function: F, *, name: str | None = None) -> F: ...
 
     @overload
-    def register(
-        self, function: None = None, *, name: str | None = None
-    ) -> Callable[[F], F]: ...
+    def register(self, function: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
 
     def register(
         self, function: F | None = None, *, name: str | None = None

@@ -71,7 +71,7 @@ class ResultListener:
         while not self._closed.is_set():
             try:
                 client = self._connect()
-                pubsub = client.pubsub()
+                pubsub = client.pubsub()  # type: ignore[no-untyped-call]
                 self._pubsub = pubsub
                 pubsub.subscribe(self._channel)
                 confirmed = None
@@ -93,8 +93,9 @@ class ResultListener:
                     return
                 self._subscribed.clear()
                 self._wake(None)
-                log.warning("results subscription to %s lost (%s); resubscribing", self._channel,
-                            error)
+                log.warning(
+                    "results subscription to %s lost (%s); resubscribing", self._channel, error
+                )
                 self._closed.wait(delay)
                 delay = min(delay * 2, 2.0)
                 self._subscribed.set()  # waiters fall back to re-reading their hash meanwhile

@@ -84,7 +84,10 @@ class Task:
         return f"Task({self.queue.name!r}, {self.id!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Task) and (other.key, other.queue.url) == (self.key, self.queue.url)
+        return isinstance(other, Task) and (other.key, other.queue.url) == (
+            self.key,
+            self.queue.url,
+        )
 
     def __hash__(self) -> int:
         return hash(self.key)

@@ -18,7 +18,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -91,6 +91,7 @@ class Worker:
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._wakeup: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[asyncio.Task[None], bytes] = {}
         self.processed = 0
@@ -106,37 +107,55 @@ class Worker:
         if force:
             self._forced.set()
         self._stopping.set()
-        loop, wakeup = self._loop, self._wakeup
-        if loop is not None and wakeup is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wakeup.set)
+        loop, wakeup, stop_event = self._loop, self._wakeup, self._stop_event
+        if loop is None or wakeup is None or stop_event is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(wakeup.set)
+        loop.call_soon_threadsafe(stop_event.set)
 
     def _on_signal(self, signum: int) -> None:
         if self._stopping.is_set():
-            log.warning("second %s: returning running tasks to pending and exiting",
-                        signal.Signals(signum).name)
+            log.warning(
+                "second %s: returning running tasks to pending and exiting",
+                signal.Signals(signum).name,
+            )
             self.stop(force=True)
         else:
-            log.info("%s: finishing %d running task(s), then exiting (again to force)",
-                     signal.Signals(signum).name, len(self._running))
+            log.info(
+                "%s: finishing %d running task(s), then exiting (again to force)",
+                signal.Signals(signum).name,
+                len(self._running),
+            )
             self.stop()
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        if self._stopping.is_set():
+            self._stop_event.set()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(signum, self._on_signal, signum)
         self.client = connect_async(self.url)
         self.blocking = connect_async(self.url, blocking_seconds=self.options.block_seconds)
         self.scripts = Scripts(self.client)
-        self.executor = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="dothis-task")
+        self.executor = ThreadPoolExecutor(
+            self.options.concurrency, thread_name_prefix="dothis-task"
+        )
         self.reaper = Reaper(self.client, self.scripts, self.keys, self.id,
                              self.options.lease_ms, self.options.max_claims)  # fmt: skip
         try:
             await self._check_redis()
             await self._register()
-            log.info("worker %s serving queue %s on %s with %d function(s): %s", self.id,
-                     self.keys.queue, self.url, len(self.registry), ", ".join(self.registry.names()))
+            log.info(
+                "worker %s serving queue %s on %s with %d function(s): %s",
+                self.id,
+                self.keys.queue,
+                self.url,
+                len(self.registry),
+                ", ".join(self.registry.names()),
+            )
             background = [asyncio.create_task(self._heartbeat_loop()),
                           asyncio.create_task(self._reap_loop())]  # fmt: skip
             try:
@@ -161,27 +180,39 @@ class Worker:
         except REDIS_ERRORS as error:
             raise unreachable(self.url, error) from error
         try:
-            policy = (await self.client.config_get("maxmemory-policy")).get(b"maxmemory-policy")
+            config: dict[Any, Any] = await self.client.config_get("maxmemory-policy")
+            policy = config.get(b"maxmemory-policy")
         except redis.ResponseError:
             return  # CONFIG is disabled on some hosted Redis; nothing to check then
         if policy not in (None, b"noeviction"):
-            log.warning("Redis maxmemory-policy is %s: it can evict task hashes and worker keys "
-                        "and lose tasks; set maxmemory-policy noeviction", policy.decode())
+            log.warning(
+                "Redis maxmemory-policy is %s: it can evict task hashes and worker keys "
+                "and lose tasks; set maxmemory-policy noeviction",
+                policy.decode(),
+            )
 
     def _worker_fields(self) -> dict[str, str]:
         from dothis import __version__
 
         now = now_iso()
-        return {"id": self.id, "host": socket.gethostname(), "pid": str(os.getpid()),
-                "language": "python", "version": __version__, "protocol": str(PROTOCOL_VERSION),
-                "queues": codec.encode([self.keys.queue]),
-                "functions": codec.encode(self.registry.names()),
-                "concurrency": str(self.options.concurrency), "started": now, "heartbeat": now}
+        return {
+            "id": self.id,
+            "host": socket.gethostname(),
+            "pid": str(os.getpid()),
+            "language": "python",
+            "version": __version__,
+            "protocol": str(PROTOCOL_VERSION),
+            "queues": codec.encode([self.keys.queue]),
+            "functions": codec.encode(self.registry.names()),
+            "concurrency": str(self.options.concurrency),
+            "started": now,
+            "heartbeat": now,
+        }
 
     async def _register(self) -> None:
         key = self.keys.worker(self.id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping=self._worker_fields())
+        pipe.hset(key, mapping=cast(Any, self._worker_fields()))
         pipe.pexpire(key, self.options.lease_ms)
         await pipe.execute()
 
@@ -194,8 +225,11 @@ class Worker:
                     await self._requeue(entry)
             await self.client.delete(self.keys.worker(self.id))
         except REDIS_ERRORS as error:
-            log.warning("could not remove worker key %s (%s); it expires with its lease",
-                        self.keys.worker(self.id), error)
+            log.warning(
+                "could not remove worker key %s (%s); it expires with its lease",
+                self.keys.worker(self.id),
+                error,
+            )
         log.info("worker %s stopped after %d task(s)", self.id, self.processed)
 
     async def _requeue(self, entry: bytes) -> None:
@@ -232,8 +266,11 @@ class Worker:
                 pipe.pexpire(key, self.options.lease_ms)
                 added, _ = await pipe.execute()
                 if added:  # the field was new: the key had expired
-                    log.warning("worker key %s had expired (the worker was stalled or Redis lost "
-                                "it); its tasks may run elsewhere too", key)
+                    log.warning(
+                        "worker key %s had expired (the worker was stalled or Redis lost "
+                        "it); its tasks may run elsewhere too",
+                        key,
+                    )
                     await self._register()
             except REDIS_ERRORS as error:
                 log.warning("heartbeat failed (%s); retrying", error)
@@ -251,30 +288,46 @@ class Worker:
     async def _claim_loop(self) -> None:
         slots = asyncio.Semaphore(self.options.concurrency)
         delay = 0.1
-        while not self._stopping.is_set():
-            await slots.acquire()
-            if self._stopping.is_set():
-                slots.release()
-                break
+        while await self._free_slot(slots):
             try:
                 entry = await self.blocking.blmove(
-                    self.keys.pending, self.keys.executing, self.options.block_seconds,
+                    self.keys.pending, self.keys.executing,
+                    cast(int, self.options.block_seconds),  # BLMOVE takes fractions of a second
                     "RIGHT", "LEFT",
                 )  # fmt: skip
                 delay = 0.1
             except REDIS_ERRORS as error:
                 slots.release()
-                log.warning("cannot claim from %s (%s); retrying in %.1f s", self.keys.pending,
-                            error, delay)
+                log.warning(
+                    "cannot claim from %s (%s); retrying in %.1f s", self.keys.pending, error, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             if entry is None:
                 slots.release()
                 continue
-            job = asyncio.create_task(self._process(entry))
-            self._running[job] = entry
+            claimed = cast(bytes, entry)
+            job = asyncio.create_task(self._process(claimed))
+            self._running[job] = claimed
             job.add_done_callback(functools.partial(self._done, slots))
+
+    async def _free_slot(self, slots: asyncio.Semaphore) -> bool:
+        """Wait for a free slot; False once the worker is stopping (even while slots are busy)."""
+        assert self._stop_event is not None
+        if self._stopping.is_set():
+            return False
+        acquire = asyncio.ensure_future(slots.acquire())
+        stopped = asyncio.ensure_future(self._stop_event.wait())
+        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            return False
+        if self._stopping.is_set():
+            slots.release()
+            return False
+        return True
 
     def _done(self, slots: asyncio.Semaphore, job: asyncio.Task[None]) -> None:
         self._running.pop(job, None)
@@ -317,12 +370,17 @@ class Worker:
             return
         claims = int(reply[1])
         if status == "too-large":
-            fields = failure_fields(Failure(ErrorCode.TOO_LARGE, reply[2].decode("utf-8", "replace")))
+            fields = failure_fields(
+                Failure(ErrorCode.TOO_LARGE, reply[2].decode("utf-8", "replace"))
+            )
         elif status == "invalid-state":
             state = reply[2].decode("utf-8", "replace")
-            fields = failure_fields(Failure(
-                ErrorCode.INVALID_STATE,
-                f"state was {state!r}; a queued task has state pending (or none)"))
+            fields = failure_fields(
+                Failure(
+                    ErrorCode.INVALID_STATE,
+                    f"state was {state!r}; a queued task has state pending (or none)",
+                )
+            )
         else:
             flat = reply[2]
             prepared = prepare(dict(zip(flat[::2], flat[1::2], strict=True)), self.registry)
@@ -361,10 +419,14 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         else:
-            log.error("gave up recording the outcome of %s; it will be recovered and run again",
-                      task_id)
+            log.error(
+                "gave up recording the outcome of %s; it will be recovered and run again", task_id
+            )
             return
         self.processed += 1
         if written == 0:
-            log.warning("outcome of %s discarded: the task was recovered while this worker ran it "
-                        "(its lease had expired)", task_id)
+            log.warning(
+                "outcome of %s discarded: the task was recovered while this worker ran it "
+                "(its lease had expired)",
+                task_id,
+            )

@@ -7,10 +7,10 @@ import json
 
 import pytest
 import redis
+from support import wait_until
 
 from dothis import Queue
-from integration.test_producer import as_text, validator
-from support import wait_until
+from integration.test_producer import validator
 
 pytestmark = pytest.mark.integration
 
@@ -38,21 +38,28 @@ BAD = [
     ({"function": "echo", "state": "pending", "args": "{not json"}, "malformed-args"),
     ({"function": "echo", "state": "pending", "args": '["ooh"]'}, "args-not-object"),
     ({"state": "pending", "args": '{"text": "x"}'}, "missing-function"),
-    ({"function": "os.system", "state": "pending", "args": '{"command": "true"}'},
-     "unknown-function"),
+    (
+        {"function": "os.system", "state": "pending", "args": '{"command": "true"}'},
+        "unknown-function",
+    ),
     ({"function": "echo", "state": "bogus", "args": '{"text": "x"}'}, "invalid-state"),
-    ({"function": "echo", "state": "pending", "args": '{"text": "' + "x" * 5000 + '"}'},
-     "too-large"),
+    (
+        {"function": "echo", "state": "pending", "args": '{"text": "' + "x" * 5000 + '"}'},
+        "too-large",
+    ),
     ({"function": "add", "state": "pending", "args": '{"a": 1}'}, "bad-arguments"),
     ({"function": "echo", "state": "pending", "args": b'{"text": "\xff"}'}, "invalid-encoding"),
-    ({"function": "echo", "state": "pending", "args": '{"text": "x"}', "protocol": "9"},
-     "unsupported-protocol"),
+    (
+        {"function": "echo", "state": "pending", "args": '{"text": "x"}', "protocol": "9"},
+        "unsupported-protocol",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("fields", "code"), BAD, ids=[code for _, code in BAD])
-def test_bad_task_fails_with_its_code_and_the_next_task_runs(queue, r, start_worker, fields,
-                                                             code) -> None:
+def test_bad_task_fails_with_its_code_and_the_next_task_runs(
+    queue, r, start_worker, fields, code
+) -> None:
     start_worker(max_value_bytes=4096)
     key = raw_task(r, queue, "bad", **fields)
     good = queue.enqueue("echo", text="still here")
@@ -81,8 +88,9 @@ def rejected(r: redis.Redis, queue: Queue) -> list[dict[str, str]]:
     ],
     ids=["missing-hash", "string-key", "list-key", "space", "huge-id", "non-utf8"],
 )
-def test_entries_without_a_usable_hash_are_rejected(queue, r, start_worker, setup, entry,
-                                                    code) -> None:
+def test_entries_without_a_usable_hash_are_rejected(
+    queue, r, start_worker, setup, entry, code
+) -> None:
     start_worker()
     setup(r, queue)
     r.lpush(queue.keys.pending, entry)

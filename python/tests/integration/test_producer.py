@@ -8,9 +8,9 @@ import redis
 from jsonschema import Draft202012Validator
 from referencing import Registry as SchemaRegistry
 from referencing import Resource
+from support import SCHEMA
 
 from dothis import Call, InvalidArguments, Queue, QueueClosed, TaskExists
-from support import SCHEMA
 
 pytestmark = pytest.mark.integration
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -23,8 +23,9 @@ def validator(name: str) -> Draft202012Validator:
     ]
     registry = SchemaRegistry().with_resources(resources)
     schema = json.loads((SCHEMA / name).read_text())
-    return Draft202012Validator(schema, registry=registry,
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def as_text(raw: dict[bytes, bytes]) -> dict[str, str]:

@@ -53,18 +53,27 @@ def test_start_takes_ownership_and_returns_the_hash(env) -> None:
     [
         (lambda r, k: None, b"missing"),
         (lambda r, k: r.set(k.task("a"), "x"), b"wrong-type"),
-        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "finished"}),
-         b"duplicate"),
-        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "executing"}),
-         b"duplicate"),
-        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "odd"}),
-         b"invalid-state"),
-        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "x" * 40}),
-         b"invalid-state"),
-        (lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "args": "x" * 2000}),
-         b"too-large"),
-        (lambda r, k: r.hset(k.task("a"), mapping={f"f{i}": "v" for i in range(20)}),
-         b"too-large"),
+        (
+            lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "finished"}),
+            b"duplicate",
+        ),
+        (
+            lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "executing"}),
+            b"duplicate",
+        ),
+        (
+            lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "odd"}),
+            b"invalid-state",
+        ),
+        (
+            lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "state": "x" * 40}),
+            b"invalid-state",
+        ),
+        (
+            lambda r, k: r.hset(k.task("a"), mapping={"function": "f", "args": "x" * 2000}),
+            b"too-large",
+        ),
+        (lambda r, k: r.hset(k.task("a"), mapping={f"f{i}": "v" for i in range(20)}), b"too-large"),
     ],
 )
 def test_start_statuses(env, setup, status: bytes) -> None:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import redis
-
 import taskfns
+from support import wait_until
+
 from dothis import Queue, TaskFailed, WaitTimeout
 from integration.test_producer import as_text, validator
-from support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +37,18 @@ def test_echo_runs_and_the_hash_is_complete(queue, r, start_worker) -> None:
         message = pubsub.get_message(timeout=10)
     assert message is not None and message["data"] == task.key.encode()
     fields = as_text(r.hgetall(task.key))
-    assert list(fields) == ["function", "state", "args", "pending-created", "executing-created",
-                            "worker", "claims", "result-value", "result", "finished-created"]
+    assert list(fields) == [
+        "function",
+        "state",
+        "args",
+        "pending-created",
+        "executing-created",
+        "worker",
+        "claims",
+        "result-value",
+        "result",
+        "finished-created",
+    ]
     assert fields["state"] == "finished" and fields["result"] == "successful"
     assert fields["result-value"] == '"ooh yeeah"' and fields["claims"] == "1"
     assert r.llen(queue.keys.executing) == 0
@@ -46,8 +56,9 @@ def test_echo_runs_and_the_hash_is_complete(queue, r, start_worker) -> None:
     pubsub.close()
 
 
-@pytest.mark.parametrize(("value", "encoded"),
-                         [(0, "0"), (False, "false"), ("", '""'), (None, "null"), ([], "[]")])
+@pytest.mark.parametrize(
+    ("value", "encoded"), [(0, "0"), (False, "false"), ("", '""'), (None, "null"), ([], "[]")]
+)
 def test_falsy_values_are_kept(queue, r, start_worker, value, encoded) -> None:
     start_worker()
     task = queue.enqueue(taskfns.identity, value=value)

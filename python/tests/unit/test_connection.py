@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from support import free_port
 
 from dothis import ConnectionFailed, Queue
 from dothis.connection import redact
-from support import free_port
 
 
 def test_password_is_redacted() -> None:

@@ -33,8 +33,10 @@ def fields(**values: bytes) -> dict[bytes, bytes]:
         (fields(function=b"greet", args=b'{"name": "a", "extra": 1}'), ErrorCode.BAD_ARGUMENTS),
         (fields(function=b"greet", args=b'{"name": "\xff"}'), ErrorCode.INVALID_ENCODING),
         (fields(function=b"gr\xffeet", args=b"{}"), ErrorCode.INVALID_ENCODING),
-        (fields(function=b"greet", args=b'{"name": "a"}', protocol=b"2"),
-         ErrorCode.UNSUPPORTED_PROTOCOL),
+        (
+            fields(function=b"greet", args=b'{"name": "a"}', protocol=b"2"),
+            ErrorCode.UNSUPPORTED_PROTOCOL,
+        ),
     ],
 )
 def test_bad_hashes_fail_with_their_code(hash_fields: dict[bytes, bytes], code: ErrorCode) -> None:

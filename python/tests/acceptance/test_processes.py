@@ -1,0 +1,113 @@
+"""Real `dothis worker` processes, as a user starts them."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+from support import WorkerProcess, wait_until
+
+from dothis import Queue
+
+pytestmark = pytest.mark.acceptance
+
+SEED_ID = "11111111-2222-2222-2222-333333333333"
+SEED_FIELDS = ["function", "state", "args", "pending-created", "executing-created",
+               "result-value", "result", "finished-created"]  # fmt: skip
+
+
+def redis_cli(port: int, *args: str) -> str:
+    done = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                          timeout=10, check=True)  # fmt: skip
+    return done.stdout
+
+
+def test_seed_transcript_verbatim(redis_server, r: redis.Redis) -> None:
+    worker = WorkerProcess(redis_server.url, "dothis")
+    try:
+        wait_until(lambda: r.keys("dothis:worker:*"), timeout=15)
+        pubsub = r.pubsub()
+        pubsub.subscribe("dothis:results")
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        port = redis_server.port
+        key = f"dothis:task:{SEED_ID}"
+        assert redis_cli(port, "HMGET", key, "result", "result-value") == "\n\n"  # two nils
+        redis_cli(port, "HSET", key, "function", "echo")
+        redis_cli(port, "HSET", key, "state", "pending")
+        redis_cli(port, "HSET", key, "args", '{ "text": "ooh yeeah" }')
+        redis_cli(port, "LPUSH", "dothis:pending", SEED_ID)
+        message = pubsub.get_message(timeout=10)
+        assert message is not None and message["data"] == key.encode()
+        assert redis_cli(port, "--no-raw", "HMGET", key, "result", "result-value") == (
+            '1) "successful"\n2) "\\"ooh yeeah\\""\n'
+        )
+        fields = [name.decode() for name in r.hgetall(key)]
+        assert [name for name in fields if name in SEED_FIELDS] == SEED_FIELDS
+        assert set(fields) - set(SEED_FIELDS) == {"worker", "claims"}
+        pubsub.close()
+    finally:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.output()
+
+
+def test_sigkill_recovery_by_a_second_worker(url, queue_name, r, spawn_worker) -> None:
+    lease_ms, reap_ms = 1000, 300
+    timing = ("--lease-ms", str(lease_ms), "--heartbeat-ms", "300", "--reap-ms", str(reap_ms))
+    first = spawn_worker(*timing, "--worker-id", "first")
+    with Queue(queue_name, url) as queue:
+        task = queue.enqueue("sleep", seconds=1.5)
+        wait_until(lambda: r.hget(task.key, "state") == b"executing", timeout=15)
+        first.signal(signal.SIGKILL)
+        first.wait()
+        killed = time.monotonic()
+        spawn_worker(*timing, "--worker-id", "second")
+        recovered_by = wait_until(lambda: r.hget(task.key, "worker") == b"second", timeout=15)
+        recovery = time.monotonic() - killed
+        assert recovered_by
+        assert task.wait(timeout=15) == 1.5
+    fields = r.hgetall(task.key)
+    assert fields[b"claims"] == b"2" and fields[b"result"] == b"successful"
+    assert r.llen(f"{queue_name}:executing") == 0
+    # SPEC.md: recovered within the lease plus one reap interval (and start-up slack).
+    assert recovery < (lease_ms + 1.2 * reap_ms) / 1000 + 3
+
+
+def test_sigterm_lets_the_running_task_finish(url, queue_name, r, spawn_worker) -> None:
+    worker = spawn_worker("--worker-id", "graceful")
+    with Queue(queue_name, url) as queue:
+        task = queue.enqueue("sleep", seconds=1.0)
+        wait_until(lambda: r.hget(task.key, "state") == b"executing", timeout=15)
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.output()
+        assert task.refresh().outcome == "successful"
+    assert not r.exists(f"{queue_name}:worker:graceful")
+    assert r.llen(f"{queue_name}:executing") == 0
+
+
+def test_second_signal_returns_running_tasks_to_pending(url, queue_name, r, spawn_worker) -> None:
+    worker = spawn_worker("--worker-id", "hurried")
+    with Queue(queue_name, url) as queue:
+        task = queue.enqueue("sleep", seconds=60)
+        wait_until(lambda: r.hget(task.key, "state") == b"executing", timeout=15)
+        worker.signal(signal.SIGTERM)
+        wait_until(lambda: "finishing 1 running" in worker.output(), timeout=5)
+        worker.signal(signal.SIGINT)
+        worker.wait(timeout=10)
+        assert task.state == "pending"
+        assert r.lrange(f"{queue_name}:pending", 0, -1) == [task.id.encode()]
+    assert r.llen(f"{queue_name}:executing") == 0
+    assert not r.exists(f"{queue_name}:worker:hurried")
+
+
+def test_unreachable_redis_is_one_clear_line(queue_name) -> None:
+    from support import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    worker = WorkerProcess(url, queue_name)
+    assert worker.wait() == 1
+    output = worker.output()
+    assert f"cannot reach Redis at {url}" in output and "DOTHIS_REDIS_URL" in output
+    assert "Traceback" not in output
