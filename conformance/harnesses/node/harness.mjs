@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Conformance harness for the Node producer of dothis (node-client/dist; run `npm run build` there
+// first). Reads one JSON request per line on stdin and writes one JSON response per line on
+// stdout, in order (see conformance/README.md). Producer role only: worker ops answer "unsupported".
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+
+import { DothisError, Queue, TaskFailedError } from '../../../node-client/dist/esm/index.js';
+
+const out = process.stdout;
+console.log = console.error; // anything printed must not corrupt the protocol stream
+console.info = console.error;
+
+const packageJson = JSON.parse(await readFile(new URL('../../../node-client/package.json', import.meta.url), 'utf8'));
+
+class OpError extends Error {
+  constructor(code, message, extra = {}) {
+    super(message);
+    this.body = { code, message, ...extra };
+  }
+}
+
+const queues = new Map();
+
+function queueFor(request) {
+  const key = JSON.stringify([request.url, request.queue]);
+  let queue = queues.get(key);
+  if (!queue) {
+    queue = new Queue(request.queue, { url: request.url });
+    queues.set(key, queue);
+  }
+  return queue;
+}
+
+async function closeAll() {
+  await Promise.allSettled([...queues.values()].map((queue) => queue.close()));
+  queues.clear();
+}
+
+const unsupported = (request) => {
+  throw new OpError('unsupported', `op ${JSON.stringify(request.op)} is not supported: the Node client is a producer only`);
+};
+
+const ops = {
+  hello: () => ({ implementation: 'node', roles: ['producer'], version: packageJson.version }),
+
+  enqueue: async (request) => {
+    const options = request.id === undefined || request.id === null ? {} : { id: request.id };
+    const task = await queueFor(request).enqueue(request.function, request.args ?? {}, options);
+    return { task_id: task.id };
+  },
+
+  enqueue_many: async (request) => {
+    const specs = request.tasks.map((spec) => ({
+      fn: spec.function,
+      args: spec.args ?? {},
+      ...(spec.id === undefined || spec.id === null ? {} : { id: spec.id }),
+    }));
+    const tasks = await queueFor(request).enqueueMany(specs);
+    return { task_ids: tasks.map((task) => task.id) };
+  },
+
+  fetch: async (request) => {
+    const task = await queueFor(request).getTask(request.id);
+    const info = task && await task.info();
+    if (!info) return { task: null };
+    return {
+      task: {
+        id: info.id,
+        state: info.state,
+        outcome: info.outcome,
+        value: info.outcome === 'successful' ? info.value : null,
+        error_code: info.error?.code ?? null,
+        error_reason: info.error?.reason ?? null,
+      },
+    };
+  },
+
+  length: async (request) => ({ length: await queueFor(request).length() }),
+
+  wait: async (request) => {
+    const queue = queueFor(request);
+    const task = await queue.getTask(request.id);
+    if (!task) throw new OpError('not-found', `no task ${JSON.stringify(request.id)} in queue ${JSON.stringify(request.queue)}`);
+    return { value: await task.wait({ timeout: request.timeout_ms }) };
+  },
+
+  start_worker: unsupported,
+  stop_worker: unsupported,
+  kill_worker: unsupported,
+
+  shutdown: async () => {
+    await closeAll();
+    return {};
+  },
+};
+
+function errorBody(error) {
+  if (error instanceof OpError) return error.body;
+  if (error instanceof TaskFailedError) {
+    return { code: error.code, message: error.message, reason: error.reason, exception: error.exception };
+  }
+  if (error instanceof DothisError) return { code: error.code, message: error.message };
+  return { code: 'internal', message: String(error?.message ?? error), exception: error?.stack ?? '' };
+}
+
+async function answer(line) {
+  let seq = null;
+  let request;
+  let body;
+  try {
+    request = JSON.parse(line);
+    seq = request?.seq ?? null;
+    const op = Object.hasOwn(ops, request?.op) ? ops[request.op] : unsupported;
+    body = { seq, ok: true, ...await op(request) };
+  } catch (error) {
+    body = { seq, ok: false, error: errorBody(error) };
+  }
+  out.write(`${JSON.stringify(body)}\n`);
+  return body.ok && request?.op === 'shutdown';
+}
+
+const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  if (await answer(line)) process.exit(0);
+}
+await closeAll();
