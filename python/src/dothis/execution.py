@@ -52,7 +52,7 @@ def prepare(fields: dict[bytes, bytes], registry: Registry) -> Call | Failure:
         protocol = _field(fields, Field.PROTOCOL)
     except UnicodeDecodeError as error:
         return Failure(ErrorCode.INVALID_ENCODING, f"a field is not valid UTF-8: {error}")
-    if protocol is not None and protocol.strip() != str(PROTOCOL_VERSION):
+    if protocol is not None and protocol != str(PROTOCOL_VERSION):
         return Failure(
             ErrorCode.UNSUPPORTED_PROTOCOL,
             f"the task asks for protocol {protocol[:32]!r}; this worker implements "

@@ -121,9 +121,15 @@ class Queue:
 
             return str(uuid.uuid4())
         try:
-            return check_name(task_id, "task id", ID_MAX_BYTES)
+            check_name(task_id, "task id", ID_MAX_BYTES)
         except ValueError as error:
             raise InvalidArguments(str(error)) from error
+        if task_id.startswith(self.keys.task_prefix):
+            raise InvalidArguments(
+                f"task id {task_id!r} starts with {self.keys.task_prefix!r}, which reads as the "
+                "full-key form of another id; pass the bare id"
+            )
+        return task_id
 
     def enqueue(self, function: FunctionRef, /, *, task_id: str | None = None, **args: Any) -> Task:
         """Queue ``function(**args)``; ``task_id`` sets a custom id (TaskExists if it is taken).

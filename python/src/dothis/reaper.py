@@ -26,7 +26,8 @@ from dothis.scripts import Scripts
 
 log = logging.getLogger("dothis.reaper")
 
-SCAN_LIMIT = 1000
+PAGE = 1000
+MAX_PAGES = 100
 ENTRY_RECORD_CHARS = 1024
 
 
@@ -70,7 +71,7 @@ class Reaper:
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
-        entries: list[bytes] = await self.client.lrange(self.keys.executing, 0, SCAN_LIMIT - 1)
+        entries = await self._executing_entries()
         valid: list[tuple[bytes, str]] = []
         for entry in entries:
             task_id, problem = self.keys.parse_entry(entry)
@@ -108,6 +109,18 @@ class Reaper:
             if entry not in seen:
                 del self._ownerless[entry]
         return report
+
+    async def _executing_entries(self) -> list[bytes]:
+        """The executing list, read in pages (a page shorter than PAGE is the last)."""
+        entries: list[bytes] = []
+        for page in range(MAX_PAGES):
+            chunk = await self.client.lrange(
+                self.keys.executing, page * PAGE, (page + 1) * PAGE - 1
+            )
+            entries.extend(chunk)
+            if len(chunk) < PAGE:
+                break
+        return entries
 
     async def _recover(self, entry: bytes, task_id: str, owner: str, report: SweepReport) -> None:
         keys = [self.keys.task(task_id), self.keys.executing, self.keys.pending]

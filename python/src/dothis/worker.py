@@ -350,11 +350,18 @@ class Worker:
             await self._reject(entry, RejectCode.INVALID_ID, problem)
             return
         key = self.keys.task(task_id)
-        reply: list[Any] = await self.scripts.start(
-            keys=[key, self.keys.executing],
-            args=[entry, self.id, now_iso(), self.options.max_value_bytes,
-                  self.options.max_fields],
-        )  # fmt: skip
+        try:
+            reply: list[Any] = await self.scripts.start(
+                keys=[key, self.keys.executing],
+                args=[entry, self.id, now_iso(), self.options.max_value_bytes,
+                      self.options.max_fields],
+            )  # fmt: skip
+        except REDIS_ERRORS as error:
+            log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
+            owned = await self._after_lost_start(key)
+            if owned is None:
+                return
+            reply = owned
         status = reply[0].decode()
         if status == "missing":
             await self._reject(entry, RejectCode.MISSING_HASH, f"{key} does not exist")
@@ -389,6 +396,33 @@ class Worker:
             else:
                 fields = await self._run(prepared)
         await self._finish(entry, task_id, claims, fields)
+
+    async def _after_lost_start(self, key: str) -> list[Any] | None:
+        """SPEC.md 5.3: never call start twice; if start ran for this worker, rebuild its reply."""
+        delay = 0.1
+        while not self._forced.is_set():
+            try:
+                state, worker, claims = await self.client.hmget(key, "state", "worker", "claims")
+                if state != b"executing" or worker != self.id.encode() or claims is None:
+                    return None  # start did not run for this worker: the reaper handles the entry
+                count = await self.client.hlen(key)
+                if count > self.options.max_fields:
+                    return [b"too-large", claims, f"the hash has {count} fields".encode()]
+                pipe = self.client.pipeline(transaction=False)
+                names = await self.client.hkeys(key)
+                for name in names:
+                    pipe.hstrlen(key, name)
+                for name, size in zip(names, await pipe.execute(), strict=True):
+                    if max(size, len(name)) > self.options.max_value_bytes:
+                        return [b"too-large", claims, f"field {name[:64]!r} holds {size} bytes"
+                                .encode()]  # fmt: skip
+                fields: dict[bytes, bytes] = await self.client.hgetall(key)
+                return [b"ok", claims, [item for pair in fields.items() for item in pair]]
+            except REDIS_ERRORS as error:
+                log.warning("cannot read %s (%s); retrying", key, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return None
 
     async def _run(self, call: Call) -> list[str]:
         try:

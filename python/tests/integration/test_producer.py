@@ -107,3 +107,8 @@ def test_closed_queue(url: str, queue_name: str) -> None:
 def test_invalid_queue_name(url: str) -> None:
     with pytest.raises(InvalidArguments, match="queue name"):
         Queue("my queue", url)
+
+
+def test_an_id_in_full_key_form_is_refused(queue: Queue) -> None:
+    with pytest.raises(InvalidArguments, match="full-key form"):
+        queue.enqueue("echo", task_id=f"{queue.name}:task:x", text="x")

@@ -143,3 +143,58 @@ def test_worker_recreates_an_expired_key(queue, r, start_worker) -> None:
     wait_until(lambda: r.exists(key))
     r.delete(key)
     wait_until(lambda: r.hget(key, "functions"), timeout=3)
+
+
+def test_a_lost_start_reply_is_resolved_by_reading_the_hash(queue, r, url) -> None:
+    """SPEC.md 5.3: after a lost reply the worker reads the hash instead of calling start again."""
+    import asyncio
+
+    from dothis import Worker
+    from dothis.connection import connect_async
+
+    worker = Worker(queue.name, url, worker_id="me")
+    key = queue.keys.task("t1")
+    r.hset(key, mapping={"function": "echo", "state": "executing", "worker": "me", "claims": "4",
+                         "args": '{"text": "x"}'})  # fmt: skip
+
+    async def ask() -> list | None:
+        worker.client = connect_async(url)
+        try:
+            return await worker._after_lost_start(key)
+        finally:
+            await worker.client.aclose()
+
+    reply = asyncio.run(ask())
+    assert reply is not None and reply[0] == b"ok" and reply[1] == b"4"
+    assert dict(zip(reply[2][::2], reply[2][1::2], strict=True))[b"function"] == b"echo"
+    r.hset(key, "worker", "someone-else")
+    assert asyncio.run(ask()) is None  # not ours: the reaper's business
+    r.hset(key, mapping={"worker": "me", "args": "x" * 10_000_000})
+    assert asyncio.run(ask())[0] == b"too-large"
+
+
+def test_the_reaper_reads_every_page_of_executing(queue, r, url) -> None:
+    import asyncio
+
+    from dothis.connection import connect_async
+    from dothis.reaper import PAGE, Reaper
+    from dothis.scripts import Scripts
+
+    oldest = queue.keys.task("oldest")
+    r.hset(oldest, mapping={"function": "echo", "state": "executing", "worker": "dead"})
+    r.rpush(queue.keys.executing, "oldest")  # the far end: beyond the first page
+    r.lpush(queue.keys.executing, *[f"live-{i}" for i in range(PAGE + 5)])
+    r.hset(queue.keys.task("live-0"), mapping={"function": "echo", "state": "executing",
+                                               "worker": "alive"})  # fmt: skip
+    r.set(queue.keys.worker("alive"), "1")
+
+    async def sweep():
+        client = connect_async(url)
+        try:
+            reaper = Reaper(client, Scripts(client), queue.keys, "me", 60_000, 3)
+            return await reaper.sweep()
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(sweep()).requeued == 1
+    assert r.lrange(queue.keys.pending, 0, -1) == [b"oldest"]

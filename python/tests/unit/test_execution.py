@@ -70,3 +70,10 @@ def test_a_name_is_registered_once() -> None:
 
     with pytest.raises(RegistryError):
         registry.add(lambda name: name, name="greet")
+
+
+@pytest.mark.parametrize("version", [" 1", "1.0", "01", "two", ""])
+def test_protocol_must_be_exactly_one(version: str) -> None:
+    hash_fields = fields(function=b"greet", args=b'{"name": "a"}', protocol=version.encode())
+    outcome = prepare(hash_fields, registry)
+    assert isinstance(outcome, Failure) and outcome.code == ErrorCode.UNSUPPORTED_PROTOCOL
