@@ -416,7 +416,7 @@ class Worker:
                     if max(size, len(name)) > self.options.max_value_bytes:
                         return [b"too-large", claims, f"field {name[:64]!r} holds {size} bytes"
                                 .encode()]  # fmt: skip
-                fields: dict[bytes, bytes] = await self.client.hgetall(key)
+                fields = cast(dict[bytes, bytes], await self.client.hgetall(key))
                 return [b"ok", claims, [item for pair in fields.items() for item in pair]]
             except REDIS_ERRORS as error:
                 log.warning("cannot read %s (%s); retrying", key, error)
