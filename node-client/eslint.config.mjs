@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'src/generated/'] },
+  { ignores: ['dist/', '.dist-*/', 'node_modules/', 'src/generated/'] },
   js.configs.recommended,
   {
     files: ['src/**/*.ts'],

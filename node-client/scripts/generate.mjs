@@ -3,7 +3,7 @@
 //   ../schema/*.schema.json (args, task and what they $ref) -> src/generated/schemas.ts
 //   ../lua/*.lua (the scripts protocol.json names) -> src/generated/scripts.ts (script text)
 // The generated files are build outputs: never edit them, never commit them.
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -86,8 +86,18 @@ for (const name of protocol.scripts) {
   scripts[name] = await readSource(path.join(luaDir, `${name}.lua`));
 }
 
+/** Writes only when the text changed, through a rename, so a concurrent tsc never reads half a file. */
+async function emit(name, text) {
+  const file = path.join(outDir, name);
+  const current = await readFile(file, 'utf8').catch(() => null);
+  if (current === text) return;
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, file);
+}
+
 await mkdir(outDir, { recursive: true });
-await writeFile(path.join(outDir, 'protocol.ts'), protocolModule(protocol));
-await writeFile(path.join(outDir, 'schemas.ts'), schemasModule(schemas));
-await writeFile(path.join(outDir, 'scripts.ts'), scriptsModule(scripts));
+await emit('protocol.ts', protocolModule(protocol));
+await emit('schemas.ts', schemasModule(schemas));
+await emit('scripts.ts', scriptsModule(scripts));
 console.log(`generate: wrote src/generated/{protocol,schemas,scripts}.ts from ${path.relative(process.cwd(), schemaDir)} and ${path.relative(process.cwd(), luaDir)}`);

@@ -58,6 +58,7 @@ export class Queue {
   private readonly source: TaskSource;
   private waits: { link: Link; results: ResultWaits } | undefined;
   private closed = false;
+  private readonly taskPrefix: string;
 
   constructor(name: string, options: QueueOptions = {}) {
     this.name = checkQueueName(name);
@@ -70,6 +71,7 @@ export class Queue {
     this.link = new Link({ url, connectTimeout, connectionName: 'dothis-producer' });
     this.link.redis.defineCommand(ENQUEUE_COMMAND, { numberOfKeys: 2, lua: SCRIPTS.enqueue });
     this.url = this.link.url;
+    this.taskPrefix = taskKey(this.name, '');
     this.source = {
       name: this.name,
       readFields: (key, fields) => this.readFields(key, fields),
@@ -167,6 +169,10 @@ export class Queue {
   private prepare(fn: unknown, args: unknown, id: unknown): Prepared {
     const name = checkFunctionName(fn);
     const taskId = id === undefined ? randomUUID() : checkId(id);
+    if (taskId.startsWith(this.taskPrefix)) {
+      throw new InvalidArgumentsError('id', `begins with ${JSON.stringify(this.taskPrefix)}, which reads as the full-key ` +
+        'form of another id (SPEC.md 1.3, 2.2); pass the bare id');
+    }
     const hash = { function: name, state: 'pending', args: serializeArgs(args), 'pending-created': isoNow() };
     checkTaskHash(hash);
     return { id: taskId, key: taskKey(this.name, taskId), argv: [taskId, ...Object.entries(hash).flat()] };

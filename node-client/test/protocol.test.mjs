@@ -101,6 +101,7 @@ describe('validation (before any connection)', () => {
     await rejectsField(queue.enqueue('echo', {}, { id: 'x'.repeat(257) }), 'id', /256/);
     await rejectsField(queue.enqueue('echo', {}, { id: 'é'.repeat(129) }), 'id', /258/);
     await rejectsField(queue.enqueueMany([{ fn: 'echo' }, { fn: 'echo', id: 'a b' }]), 'tasks[1].id');
+    await rejectsField(queue.enqueue('echo', {}, { id: 'unit:task:x' }), 'id', /full-key form/);
     assert.throws(() => new dothis.Queue('', {}), dothis.InvalidArgumentsError);
     assert.throws(() => new dothis.Queue('a b'), /queue name/);
     assert.throws(() => new dothis.Queue('q'.repeat(129)), /128/);

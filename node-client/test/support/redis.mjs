@@ -77,3 +77,51 @@ export async function finishRaw(raw, queue, key, outcome) {
     : ['state', 'finished', 'result-value', JSON.stringify(outcome.value), 'result', 'successful', 'finished-created', now];
   await raw.multi().hset(key, ...fields).publish(`${queue}:results`, key).exec();
 }
+
+/**
+ * The Python interpreter of the dothis package: $DOTHIS_PYTHON, else ../.venv/bin/python relative
+ * to node-client. Returns null when neither exists (cross-language tests then skip).
+ */
+export async function findPython() {
+  const { access, constants } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const candidate = process.env.DOTHIS_PYTHON || fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
+  try {
+    await access(candidate, constants.X_OK);
+    return candidate;
+  } catch {
+    return null;
+  }
+}
+
+/** Starts `python -m dothis worker ... dothis.examples` as a user would; `stop()` sends SIGTERM by pid. */
+export function startWorker(python, url, queue, extra = []) {
+  const child = spawn(python, ['-m', 'dothis', 'worker', '--url', url, '--queue', queue, ...extra, 'dothis.examples'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout.on('data', (chunk) => { log += chunk; });
+  child.stderr.on('data', (chunk) => { log += chunk; });
+  const exited = once(child, 'exit');
+  return {
+    pid: child.pid,
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGTERM');
+      const [code] = await exited;
+      return code;
+    },
+  };
+}
+
+/** Runs a Python snippet with the dothis package; resolves with its stdout, rejects on failure. */
+export async function runPython(python, code, env = {}) {
+  const child = spawn(python, ['-c', code], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => { stdout += chunk; });
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const [exitCode] = await once(child, 'exit');
+  if (exitCode !== 0) throw new Error(`python exited ${exitCode}: ${stderr}`);
+  return stdout;
+}

@@ -1,0 +1,117 @@
+// Acceptance: the Node producer with a real Python worker process, and tasks crossing both ways.
+// The interpreter is $DOTHIS_PYTHON (default ../.venv/bin/python); these tests skip only when it is missing.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { Queue, TaskFailedError } from '../dist/esm/index.js';
+import { findPython, runPython, startRedis, startWorker, uniqueQueue } from './support/redis.mjs';
+
+const python = await findPython();
+const skip = python ? false
+  : `no Python interpreter with dothis: set DOTHIS_PYTHON or create ../.venv (tried ${process.env.DOTHIS_PYTHON || '../.venv/bin/python'})`;
+const STAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+describe('Node producer, Python worker', { skip }, () => {
+  let redis;
+  let worker;
+  let queue;
+
+  before(async () => {
+    redis = await startRedis();
+    queue = new Queue(uniqueQueue('cross'), { url: redis.url });
+    worker = startWorker(python, redis.url, queue.name, ['--concurrency', '4']);
+  });
+
+  after(async () => {
+    await queue?.close();
+    const code = await worker?.stop();
+    await redis?.stop();
+    assert.equal(code, 0, `worker exit code ${code}\n${worker?.log()}`);
+  });
+
+  test('echo comes back through the results channel', async () => {
+    const task = await queue.enqueue('echo', { text: 'ooh yeeah' });
+    assert.equal(await task.wait({ timeout: 20000 }), 'ooh yeeah', worker.log());
+    const info = await task.info();
+    assert.equal(info.state, 'finished');
+    assert.equal(info.outcome, 'successful');
+    assert.equal(info.claims, 1);
+    assert.match(info.executingCreated, STAMP);
+    assert.match(info.finishedCreated, STAMP);
+    assert.ok(info.pendingCreated <= info.executingCreated && info.executingCreated <= info.finishedCreated);
+  });
+
+  test('values of every JSON type round-trip', async () => {
+    const values = [null, 0, false, '', 'ünï😀', [1, [2, { a: null }]], { nested: { deep: true } }, 1.5, -7];
+    const tasks = await queue.enqueueMany(values.map((text) => ({ fn: 'echo', args: { text } })));
+    assert.deepEqual(await Promise.all(tasks.map((task) => task.wait({ timeout: 20000 }))), values);
+    assert.equal(await (await queue.enqueue('add', { a: 2, b: 40 })).wait({ timeout: 20000 }), 42);
+  });
+
+  test('a raised exception rejects with TaskFailedError', async () => {
+    const task = await queue.enqueue('fail', { message: 'boom' });
+    await assert.rejects(task.wait({ timeout: 20000 }), (error) => {
+      assert.ok(error instanceof TaskFailedError);
+      assert.equal(error.code, 'exception');
+      assert.match(error.reason, /boom/);
+      assert.match(error.exception, /RuntimeError/);
+      return true;
+    });
+  });
+
+  test('bad input ends as a documented error code', async () => {
+    const cases = [
+      [await queue.enqueue('no_such_function', {}), 'unknown-function'],
+      [await queue.enqueue('echo', { wrong: 1 }), 'bad-arguments'],
+    ];
+    for (const [task, code] of cases) {
+      await assert.rejects(task.wait({ timeout: 20000 }), { name: 'TaskFailedError', code });
+    }
+  });
+
+  test('a few hundred concurrent waits on one subscription', async () => {
+    const tasks = await queue.enqueueMany(Array.from({ length: 300 }, (_, i) => ({ fn: 'add', args: { a: i, b: i } })));
+    const values = await Promise.all(tasks.map((task) => task.wait({ timeout: 30000 })));
+    assert.deepEqual(values, tasks.map((_, i) => 2 * i));
+    const [, subscribers] = await redis.raw.pubsub('NUMSUB', `${queue.name}:results`);
+    assert.equal(Number(subscribers), 1);
+  });
+
+  test('Python enqueues, Node reads the outcome', async () => {
+    const out = await runPython(python, [
+      'import json, os',
+      'from dothis import Queue',
+      'q = Queue(os.environ["Q"], url=os.environ["URL"])',
+      'a = q.enqueue("echo", text="from python")',
+      'b = q.enqueue_call("fail", {"message": "python boom"}, task_id="py-fail-1")',
+      'print(json.dumps([a.id, b.id]))',
+      'q.close()',
+    ].join('\n'), { Q: queue.name, URL: redis.url });
+    const [echoId, failId] = JSON.parse(out);
+    const echo = await queue.getTask(echoId);
+    assert.ok(echo, 'the hash Python wrote exists');
+    assert.equal(await echo.wait({ timeout: 20000 }), 'from python');
+    const info = await echo.info();
+    assert.equal(info.function, 'echo');
+    assert.deepEqual(JSON.parse(info.args), { text: 'from python' });
+    assert.match(info.pendingCreated, STAMP);
+    assert.equal(failId, 'py-fail-1');
+    await assert.rejects((await queue.getTask(failId)).wait({ timeout: 20000 }), { code: 'exception', reason: 'python boom' });
+    assert.deepEqual(await (await queue.getTask(failId)).result(),
+      { outcome: 'failed', code: 'exception', reason: 'python boom', exception: (await redis.raw.hget(`${queue.name}:task:py-fail-1`, 'error-exception')) });
+  });
+
+  test('Node enqueues, Python waits for the result', async () => {
+    const task = await queue.enqueue('echo', { text: { from: 'node', n: [1, 2] } }, { id: 'node:1' });
+    const out = await runPython(python, [
+      'import json, os',
+      'from dothis import Queue',
+      'q = Queue(os.environ["Q"], url=os.environ["URL"])',
+      't = q.fetch("node:1")',
+      'print(json.dumps(t.wait(timeout=20)))',
+      'q.close()',
+    ].join('\n'), { Q: queue.name, URL: redis.url });
+    assert.deepEqual(JSON.parse(out), { from: 'node', n: [1, 2] });
+    assert.equal(await task.state(), 'finished');
+  });
+});
