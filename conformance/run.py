@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis  # noqa: E402
 import yaml  # noqa: E402
 
-from runner.casefile import CONFORMANCE, REPO, SPEC, Case, check_anchors, load_cases  # noqa: E402
+from runner.casefile import CASES_DIR, CONFORMANCE, REPO, SPEC, Case, check_anchors, load_cases  # noqa: E402
 from runner.harness_client import Harness, HarnessBroken  # noqa: E402
 from runner.redis_server import RedisServer  # noqa: E402
 from runner.steps import CaseRun, StepFailed  # noqa: E402
@@ -82,6 +84,53 @@ class Implementation:
     def close(self) -> None:
         if self.harness is not None:
             self.harness.close()
+
+
+class Lane:
+    """One private redis-server plus its own harness processes; runs cases one at a time."""
+
+    def __init__(self, config: dict[str, Any], redis_binary: str) -> None:
+        self.config = config
+        self.redis_binary = redis_binary
+        self.impls: dict[str, Implementation] = {}
+        self.error: str | None = None
+
+    def impl(self, name: str) -> Implementation:
+        if name not in self.impls:
+            impl = Implementation(name, self.config[name])
+            impl.start()
+            self.impls[name] = impl
+        impl = self.impls[name]
+        impl.restart_if_broken()
+        return impl
+
+    def drain(self, work: queue.Queue[tuple[Implementation, Case]],
+              record: Callable[[Implementation, Case, Outcome], None]) -> None:
+        try:
+            server = RedisServer(self.redis_binary)
+            server.start()
+        except RuntimeError as exc:
+            self.error = str(exc)
+            return
+        client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10)
+        ref_name = next(n for n, c in self.config.items() if c.get("reference"))
+        try:
+            while True:
+                try:
+                    column, case = work.get_nowait()
+                except queue.Empty:
+                    return
+                impl = self.impl(column.name)
+                needs_reference = "worker" not in impl.roles and not impl.unavailable
+                reference = self.impl(ref_name) if needs_reference else None
+                reason = applicability(case, impl, reference)
+                outcome = Outcome("skip", reason) if reason else run_case(case, impl, reference, server, client)
+                record(impl, case, outcome)
+        finally:
+            for impl in self.impls.values():
+                impl.close()
+            client.close()
+            server.stop()
 
 
 def applicability(case: Case, impl: Implementation, reference: Implementation | None) -> str | None:
@@ -157,14 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impl", action="append", help="implementation to run (repeatable); default: python and redis-cli")
     parser.add_argument("--case", action="append", help="run only cases whose id or area/id matches this glob (repeatable)")
+    parser.add_argument("--cases", type=Path, default=CASES_DIR, help="directory of <area>/<id>.yaml case files")
     parser.add_argument("--markdown", type=Path, help="also write the pass table as Markdown to this file")
     parser.add_argument("--check-only", action="store_true", help="validate case files and SPEC.md anchors, run nothing")
     parser.add_argument("--require-spec", action="store_true", help="fail when SPEC.md is missing")
     parser.add_argument("--redis-server", default="redis-server", help="redis-server binary")
+    parser.add_argument("-j", "--jobs", type=int, default=3,
+                        help="cases run at once, each lane with its own redis-server and harnesses (default 3)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every case as it runs")
     args = parser.parse_args(argv)
 
-    cases, problems = load_cases()
+    cases, problems = load_cases(args.cases)
     if SPEC.exists():
         problems += check_anchors(cases)
     elif args.require_spec:
@@ -187,38 +239,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown implementation(s) {unknown}; known: {sorted(config)}", file=sys.stderr)
         return 2
     impls = [Implementation(n, config[n]) for n in names]
-    ref_name = next(n for n, c in config.items() if c.get("reference"))
-    reference = next((i for i in impls if i.name == ref_name), None)
-    needs_reference = any(not i.config.get("reference") for i in impls)
-    extra_reference = None
-    if reference is None and needs_reference:
-        reference = extra_reference = Implementation(ref_name, config[ref_name])
-
-    server = RedisServer(args.redis_server)
-    server.start()
-    client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10)
+    work: queue.Queue[tuple[Implementation, Case]] = queue.Queue()
+    for impl in impls:
+        for case in cases:
+            work.put((impl, case))
     results: dict[tuple[str, str], Outcome] = {}
+    lock = threading.Lock()
     started = time.monotonic()
-    try:
-        for impl in [*impls, *([extra_reference] if extra_reference else [])]:
-            impl.start()
-        for impl in impls:
-            for case in cases:
-                if reference is not None:
-                    reference.restart_if_broken()
-                impl.restart_if_broken()
-                reason = applicability(case, impl, reference)
-                outcome = Outcome("skip", reason) if reason else run_case(case, impl, reference, server, client)
-                results[(case.id, impl.name)] = outcome
-                if args.verbose or outcome.status not in ("pass", "skip"):
-                    print(f"[{impl.name}] {case.area}/{case.id}: {outcome.status} ({outcome.seconds:.1f}s)", flush=True)
-                    if outcome.status not in ("pass", "skip") and outcome.detail:
-                        print("    " + outcome.detail.replace("\n", "\n    "), flush=True)
-    finally:
-        for impl in [*impls, *([extra_reference] if extra_reference else [])]:
-            impl.close()
-        client.close()
-        server.stop()
+    lanes = [Lane(config, args.redis_server) for _ in range(max(1, args.jobs))]
+
+    def record(impl: Implementation, case: Case, outcome: Outcome) -> None:
+        with lock:
+            results[(case.id, impl.name)] = outcome
+            if args.verbose or outcome.status not in ("pass", "skip"):
+                print(f"[{impl.name}] {case.area}/{case.id}: {outcome.status} ({outcome.seconds:.1f}s)", flush=True)
+                if outcome.status not in ("pass", "skip") and outcome.detail:
+                    print("    " + outcome.detail.replace("\n", "\n    "), flush=True)
+
+    threads = [threading.Thread(target=lane.drain, args=(work, record), daemon=True) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for lane in lanes:
+        if lane.error:
+            print(f"lane error: {lane.error}", file=sys.stderr)
+            return 2
+    # the column-level availability seen by any lane (identical in all of them)
+    for impl in impls:
+        impl.unavailable = next((lane.impls[impl.name].unavailable for lane in lanes
+                                 if impl.name in lane.impls and lane.impls[impl.name].unavailable), None)
 
     print()
     print(table(cases, impls, results, markdown=False))
