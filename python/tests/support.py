@@ -76,15 +76,24 @@ class RedisServer:
 class WorkerProcess:
     """``dothis worker`` as a user runs it."""
 
-    def __init__(self, url: str, queue: str, *options: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        *options: str,
+        modules: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         # The log outlives this call: the worker process writes to it until it exits.
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
             prefix="dothis-worker-", suffix=".log", delete=False
         )
         args = [sys.executable, "-m", "dothis", "worker", "--url", url, "--queue", queue,
                 *options, *(modules or ("dothis.examples",))]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), **(env or {})}
+        self.process = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env=environment
+        )
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")

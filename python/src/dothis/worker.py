@@ -50,6 +50,17 @@ log = logging.getLogger("dothis.worker")
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
+# Fault injection for the crash tests (SPEC.md 9.5): DOTHIS_CRASH_AT=<step> makes the worker
+# SIGKILL itself right after that step of its first task.
+CRASH_STEPS = ("claimed", "started", "ran", "finished")
+
+
+def _crash_step() -> str | None:
+    step = os.environ.get("DOTHIS_CRASH_AT") or None
+    if step is not None and step not in CRASH_STEPS:
+        raise ValueError(f"DOTHIS_CRASH_AT={step!r}: use one of {', '.join(CRASH_STEPS)}")
+    return step
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -95,6 +106,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[asyncio.Task[None], bytes] = {}
         self.processed = 0
+        self._crash_at = _crash_step()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -329,6 +341,11 @@ class Worker:
             return False
         return True
 
+    def _crash_point(self, step: str) -> None:
+        if self._crash_at == step:
+            log.warning("DOTHIS_CRASH_AT=%s: killing this worker now", step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
     def _done(self, slots: asyncio.Semaphore, job: asyncio.Task[None]) -> None:
         self._running.pop(job, None)
         slots.release()
@@ -345,6 +362,7 @@ class Worker:
         )
 
     async def _process(self, entry: bytes) -> None:
+        self._crash_point("claimed")
         task_id, problem = self.keys.parse_entry(entry)
         if task_id is None:
             await self._reject(entry, RejectCode.INVALID_ID, problem)
@@ -362,6 +380,7 @@ class Worker:
             if owned is None:
                 return
             reply = owned
+        self._crash_point("started")
         status = reply[0].decode()
         if status == "missing":
             await self._reject(entry, RejectCode.MISSING_HASH, f"{key} does not exist")
@@ -395,7 +414,9 @@ class Worker:
                 fields = failure_fields(prepared)
             else:
                 fields = await self._run(prepared)
+        self._crash_point("ran")
         await self._finish(entry, task_id, claims, fields)
+        self._crash_point("finished")
 
     async def _after_lost_start(self, key: str) -> list[Any] | None:
         """SPEC.md 5.3: never call start twice; if start ran for this worker, rebuild its reply."""

@@ -111,3 +111,21 @@ def test_unreachable_redis_is_one_clear_line(queue_name) -> None:
     output = worker.output()
     assert f"cannot reach Redis at {url}" in output and "DOTHIS_REDIS_URL" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("step", ["claimed", "started", "ran", "finished"])
+def test_crash_after_each_step(url, queue_name, r, spawn_worker, step) -> None:
+    """SPEC.md 9.5: a crash after any step loses nothing; after finish it never runs again."""
+    timing = ("--lease-ms", "1000", "--heartbeat-ms", "300", "--reap-ms", "300")
+    with Queue(queue_name, url) as queue:
+        task = queue.enqueue("add", a=1, b=2)
+        doomed = WorkerProcess(url, queue_name, *timing, "--worker-id", "doomed",
+                               env={"DOTHIS_CRASH_AT": step})  # fmt: skip
+        assert doomed.wait() == -signal.SIGKILL
+        spawn_worker(*timing, "--worker-id", "rescuer")
+        assert task.wait(timeout=20) == 3
+        claims = int(r.hget(task.key, "claims") or 0)
+        # claimed: start never ran, so the rescuer's claim is the first; finished: never rerun
+        assert claims == {"claimed": 1, "started": 2, "ran": 2, "finished": 1}[step]
+        assert r.hget(task.key, "worker") == (b"doomed" if step == "finished" else b"rescuer")
+        assert r.llen(queue.keys.executing) == 0 and r.llen(queue.keys.pending) == 0
