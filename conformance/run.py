@@ -143,7 +143,7 @@ def applicability(case: Case, impl: Implementation, reference: Implementation | 
     if impl.raw and library:
         return "needs a library producer"
     if not impl.raw and "worker" not in impl.roles and not library:
-        return "producer side is raw commands (redis-cli column)"
+        return "raw producer only (redis-cli column)"
     if "worker" not in impl.roles and (reference is None or reference.harness is None):
         return "no reference worker available"
     return None
@@ -223,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("SPEC.md does not exist")
     else:
         print("note: SPEC.md does not exist yet; cited anchors were not checked", file=sys.stderr)
+    config = yaml.safe_load(IMPLEMENTATIONS.read_text(encoding="utf-8"))
+    known_ids = {c.id for c in cases}
+    for name, entry in config.items():
+        for gap in (entry.get("gaps") or {}):
+            if gap not in known_ids and args.cases == CASES_DIR:
+                problems.append(f"implementations.yaml: {name} lists a gap for unknown case {gap!r}")
     if problems:
         print("malformed cases:", *problems, sep="\n  ", file=sys.stderr)
         return 2
@@ -232,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.case:
         cases = [c for c in cases if any(fnmatch.fnmatch(c.id, p) or fnmatch.fnmatch(f"{c.area}/{c.id}", p) for p in args.case)]
 
-    config = yaml.safe_load(IMPLEMENTATIONS.read_text(encoding="utf-8"))
     names = args.impl or ["python", "redis-cli"]
     unknown = [n for n in names if n not in config]
     if unknown:

@@ -44,6 +44,14 @@ class Case:
         return any(op in step for step in self.all_steps() for op in PRODUCER_OPS)
 
 
+def shown(path: Path) -> Path:
+    """A path relative to conformance/ when it is inside it."""
+    try:
+        return path.relative_to(CONFORMANCE)
+    except ValueError:
+        return path
+
+
 class CaseError(Exception):
     """A case file is malformed."""
 
@@ -56,7 +64,7 @@ def load_cases(cases_dir: Path = CASES_DIR) -> tuple[list[Case], list[str]]:
     problems: list[str] = []
     seen: dict[str, Path] = {}
     for path in sorted(cases_dir.glob("*/*.yaml")):
-        rel = path.relative_to(CONFORMANCE)
+        rel = shown(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
@@ -72,7 +80,7 @@ def load_cases(cases_dir: Path = CASES_DIR) -> tuple[list[Case], list[str]]:
             problems.append(f"{rel}: id {data['id']!r} must equal the file name {path.stem!r}")
             continue
         if data["id"] in seen:
-            problems.append(f"{rel}: id {data['id']!r} also used by {seen[data['id']].relative_to(CONFORMANCE)}")
+            problems.append(f"{rel}: id {data['id']!r} also used by {shown(seen[data['id']])}")
             continue
         seen[data["id"]] = path
         spec = data["spec"]
@@ -80,7 +88,7 @@ def load_cases(cases_dir: Path = CASES_DIR) -> tuple[list[Case], list[str]]:
         cases.append(Case(path=path, area=path.parent.name, data=data, anchors=anchors))
     for stray in sorted(cases_dir.glob("**/*")):
         if stray.is_file() and (stray.suffix != ".yaml" or stray.parent.parent != cases_dir):
-            problems.append(f"{stray.relative_to(CONFORMANCE)}: not a case file (expected cases/<area>/<id>.yaml)")
+            problems.append(f"{shown(stray)}: not a case file (expected cases/<area>/<id>.yaml)")
     return cases, problems
 
 
@@ -131,7 +139,7 @@ def check_anchors(cases: list[Case], spec_path: Path = SPEC) -> list[str]:
         for anchor in case.anchors:
             slug = anchor.split("#", 1)[1]
             if slug not in known:
-                problems.append(f"{case.path.relative_to(CONFORMANCE)}: cites {anchor}, which SPEC.md does not have")
+                problems.append(f"{shown(case.path)}: cites {anchor}, which SPEC.md does not have")
     return problems
 
 

@@ -1,0 +1,109 @@
+"""Runs the conformance suite under pytest, and checks the suite itself.
+
+    .venv/bin/python -m pytest conformance/tests
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+CONFORMANCE = Path(__file__).resolve().parent.parent
+REPO = CONFORMANCE.parent
+RUN = CONFORMANCE / "run.py"
+sys.path.insert(0, str(CONFORMANCE))
+
+from runner.casefile import check_anchors, github_slug, load_cases  # noqa: E402
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(RUN), *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def node_available() -> bool:
+    return (shutil.which("node") is not None
+            and (CONFORMANCE / "harnesses" / "node" / "harness.mjs").exists()
+            and (REPO / "node-client" / "dist").is_dir())
+
+
+# ------------------------------------------------------------------ self-checks
+
+def test_case_schema_is_a_valid_schema() -> None:
+    schema = json.loads((CONFORMANCE / "case.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_every_case_file_validates() -> None:
+    cases, problems = load_cases()
+    assert problems == []
+    assert len(cases) >= 40
+
+
+def test_every_cited_spec_anchor_exists() -> None:
+    assert (REPO / "SPEC.md").exists(), "SPEC.md is missing"
+    cases, _ = load_cases()
+    assert check_anchors(cases) == []
+
+
+def test_every_case_names_a_spec_anchor_and_a_role() -> None:
+    cases, _ = load_cases()
+    for case in cases:
+        assert case.anchors and all(a.startswith("SPEC.md#") for a in case.anchors), case.id
+        assert case.tests in ("producer", "worker"), case.id
+
+
+@pytest.mark.parametrize(("heading", "slug"), [
+    ("5. Operations", "5-operations"),
+    ("5.2 Claim", "52-claim"),
+    ("9.2 Leases, heartbeats and the reaper", "92-leases-heartbeats-and-the-reaper"),
+    ("`HMGET` before the result", "hmget-before-the-result"),
+])
+def test_github_slug(heading: str, slug: str) -> None:
+    assert github_slug(heading.replace("`", "")) == slug
+
+
+def test_a_malformed_case_is_refused(tmp_path: Path) -> None:
+    area = tmp_path / "broken"
+    area.mkdir()
+    (area / "no-steps.yaml").write_text("id: no-steps\ndescription: a case without steps\n"
+                                        "spec: SPEC.md#5-operations\ntests: worker\n")
+    (area / "wrong-name.yaml").write_text(
+        "id: other\ndescription: id differs from the file name\nspec: SPEC.md#5-operations\n"
+        "tests: producer\nsteps: [{sleep_ms: 1}]\nexpectations: [{expect_missing: x}]\n")
+    result = run("--check-only", "--cases", str(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no-steps.yaml" in result.stderr and "wrong-name.yaml" in result.stderr
+
+
+def test_a_failing_expectation_fails_the_run(tmp_path: Path) -> None:
+    area = tmp_path / "selfcheck"
+    area.mkdir()
+    (area / "deliberately-wrong.yaml").write_text(
+        "id: deliberately-wrong\ndescription: an expectation that cannot hold\n"
+        "spec: SPEC.md#5-operations\ntests: producer\n"
+        "steps:\n  - redis: [SET, '${queue}:x', 'a']\n"
+        "expectations:\n  - redis: [GET, '${queue}:x']\n    expect: '\"b\"'\n")
+    result = run("--cases", str(tmp_path), "--impl", "redis-cli", "-j", "1", timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "deliberately-wrong: FAIL" in result.stdout
+
+
+# ------------------------------------------------------------------ the suite
+
+def test_conformance_suite(tmp_path: Path) -> None:
+    """Every case against the Python implementation, redis-cli, and Node when it is built."""
+    impls = ["python", "redis-cli"] + (["node"] if node_available() else [])
+    report = tmp_path / "conformance.md"
+    args = [arg for name in impls for arg in ("--impl", name)]
+    result = run(*args, "--markdown", str(report), "-j", "3", timeout=600)
+    print(result.stdout)
+    print(result.stderr, file=sys.stderr)
+    assert result.returncode == 0, "conformance failures:\n" + result.stdout[-20000:] + result.stderr[-5000:]
+    assert report.exists()
