@@ -77,6 +77,9 @@ class CaseRun:
         self.uuid = str(uuid.uuid4())
         self.queue = case.data.get("queue") or f"conf-{self.uuid[:8]}"
         self.variables: dict[str, str] = {"uuid": self.uuid, "queue": self.queue}
+        if worker_harness is not None and isinstance(worker_harness.hello.get("fail_exception"), str):
+            # the exception type the worker's fail(message) raises, as it appears in error-exception
+            self.variables["fail_exception"] = worker_harness.hello["fail_exception"]
         self.workers: dict[str, RunningWorker] = {}
         self.subscriptions: dict[str, tuple[Any, list[str]]] = {}
         self.deadline = time.monotonic() + float(case.data.get("timeout_s", 15))

@@ -56,7 +56,7 @@ class Harness:
     # ------------------------------------------------------------------ ops
     def op_hello(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"implementation": "python", "roles": ["producer", "worker"],
-                "version": getattr(dothis, "__version__", None)}
+                "version": getattr(dothis, "__version__", None), "fail_exception": "RuntimeError"}
 
     def op_enqueue(self, req: dict[str, Any]) -> dict[str, Any]:
         task = self.queue(req).enqueue_call(req["function"], req.get("args") or {}, task_id=req.get("id"))
