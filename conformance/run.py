@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis  # noqa: E402
 import yaml  # noqa: E402
-
 from runner.casefile import CASES_DIR, CONFORMANCE, REPO, SPEC, Case, check_anchors, load_cases  # noqa: E402
 from runner.harness_client import Harness, HarnessBroken  # noqa: E402
 from runner.redis_server import RedisServer  # noqa: E402

@@ -18,7 +18,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=False))
     return type(a) is type(b) and a == b
 
 
@@ -70,6 +70,6 @@ def match(matcher: Any, value: str | None) -> str | None:
     return None
 
 
-def decode(raw: bytes) -> str:
+def decode(raw: bytes | str) -> str:
     """Redis bytes shown as text; invalid UTF-8 stays visible as \\x escapes."""
-    return raw.decode("utf-8", errors="backslashreplace")
+    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="backslashreplace")

@@ -212,7 +212,7 @@ class CaseRun:
             ids = response.get("task_ids")
             if not isinstance(ids, list) or len(ids) != len(tasks) or not all(isinstance(i, str) for i in ids):
                 raise StepFailed(f"enqueue_many answered {response.get('task_ids')!r} for {len(tasks)} tasks")
-            for name, task_id in zip(step.get("save_as", []), ids):
+            for name, task_id in zip(step.get("save_as", []), ids, strict=False):
                 self.variables[name] = task_id
 
     def do_fetch(self, step: dict[str, Any]) -> None:
@@ -391,7 +391,7 @@ class CaseRun:
             want = spec["items"]
             if len(items) != len(want):
                 raise StepFailed(f"{key} is {items}, expected {len(want)} items")
-            for index, (value, matcher) in enumerate(zip(items, want)):
+            for index, (value, matcher) in enumerate(zip(items, want, strict=False)):
                 problem = match(matcher, value)
                 if problem:
                     raise StepFailed(f"{key}[{index}]: {problem}")

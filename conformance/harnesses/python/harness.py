@@ -9,7 +9,6 @@ Reads one JSON request per line on stdin, writes one JSON response per line on s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
