@@ -1,0 +1,57 @@
+"""Functions the chaos workers run. Each execution is recorded the moment it happens.
+
+``record`` appends one line, ``<token>\\n``, to the file named by ``DOTHIS_CHAOS_LOG`` with a single
+``write`` on a descriptor opened with ``O_APPEND``: the line is in the kernel before the function
+returns, so it survives a SIGKILL of the worker right after, and concurrent writers (threads and
+processes) never interleave their lines.
+
+dothis worker --queue chaos chaos.chaos_tasks
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import dothis.examples  # noqa: F401  (registers echo, add, sleep, fail)
+from dothis import task
+
+LOG_ENV = "DOTHIS_CHAOS_LOG"
+# The worker process: this module is imported by the worker before it starts any pool of
+# children, so a child that runs a task still knows which process is its worker.
+WORKER_PID = os.getpid()
+
+
+def append_line(path: str, line: str) -> None:
+    data = (line + "\n").encode()
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, data)
+    finally:
+        os.close(descriptor)
+
+
+def _log(token: str) -> None:
+    path = os.environ.get(LOG_ENV)
+    if not path:
+        raise RuntimeError(f"{LOG_ENV} is not set: chaos workers record executions there")
+    append_line(path, token)
+
+
+@task
+def record(token: str, seconds: float = 0.0) -> str:
+    """Run for ``seconds``, then record one execution of ``token`` and return it."""
+    if seconds:
+        time.sleep(seconds)
+    _log(token)
+    return token
+
+
+@task
+def poison(token: str) -> None:
+    """Record the execution, then SIGKILL the worker (and the process running this), every time."""
+    _log(token)
+    os.kill(WORKER_PID, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(60)  # not reached: SIGKILL cannot be caught

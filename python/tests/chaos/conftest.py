@@ -1,0 +1,84 @@
+"""The chaos group: fault-injection scenarios, each adding a row to a table printed at the end.
+
+``bash scripts/chaos.sh`` runs it at full size (DOTHIS_CHAOS=full); the ordinary test run runs
+the bounded sizes. Select it alone with ``-m chaos``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from chaos.checker import History, Row, render
+from chaos.harness import MODE, ChaosRedis, Fleet
+
+ROWS: list[Row] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "chaos: fault-injection scenarios (bounded sizes unless DOTHIS_CHAOS=full)"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not ROWS:
+        return
+    terminalreporter.write_sep("=", f"chaos scenarios ({MODE} sizes)")
+    for line in render(sorted(ROWS, key=lambda row: row.scenario)).splitlines():
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def table() -> Callable[[Row], Row]:
+    """Add a row to the chaos table (before asserting, so a failing scenario shows too)."""
+
+    def add(row: Row) -> Row:
+        ROWS.append(row)
+        return row
+
+    return add
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ChaosRedis]:
+    """One private redis-server per test module (no persistence)."""
+    instance = ChaosRedis()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"chaos{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> History:
+    return History(tmp_path / "executions.log")
+
+
+@pytest.fixture
+def fleets() -> Iterator[Callable[..., Fleet]]:
+    """Make worker fleets; every process any of them started is killed at teardown."""
+    made: list[Fleet] = []
+
+    def make(url: str, queue: str, *options: str, log: Path, **kwargs: object) -> Fleet:
+        fleet = Fleet(url, queue, *options, log=log, **kwargs)  # type: ignore[arg-type]
+        made.append(fleet)
+        return fleet
+
+    yield make
+    for fleet in made:
+        fleet.close()
+
+
+@pytest.fixture
+def client(server: ChaosRedis) -> Iterator[redis.Redis]:
+    connection = server.client()
+    yield connection
+    connection.close()
