@@ -1,0 +1,68 @@
+"""dothis, Python producer and Python worker: the system under test.
+
+Also the worker's task module: ``dothis worker ... dothis_py`` registers ``noop``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dothis import Call, Queue, task
+from dothis.examples import sleep as _sleep  # noqa: F401  (registers "sleep" with the worker)
+
+
+@task
+def noop() -> None:
+    """Does nothing: the benchmark measures the queue, not the task."""
+
+
+def _system():  # built lazily, so that the worker importing this module stays light
+    from common import System
+
+    class DothisPy(System):
+        name = "dothis"
+        recommended = int(os.environ.get("BENCH_DOTHIS_CONCURRENCY", "16"))
+
+        def setup(self) -> None:
+            if getattr(self, "q", None) is not None:
+                self.q.close()
+            self.q = Queue(self.queue, url=self.url)
+
+        def enqueue_one(self, i: int) -> None:
+            self.q.enqueue("noop")
+
+        def enqueue_bulk(self, n: int) -> None:
+            calls = [Call("noop") for _ in range(n)]
+            for start in range(0, n, 50_000):  # bounded memory for 10^6 tasks
+                self.q.enqueue_many(calls[start:start + 50_000])
+
+        def roundtrip(self, i: int) -> None:
+            self.q.enqueue("noop").wait(timeout=30)
+
+        def sleep_task(self, seconds: float, n: int) -> None:
+            self.q.enqueue_many([Call("sleep", {"seconds": seconds}) for _ in range(n)])
+
+        def close(self) -> None:
+            if getattr(self, "q", None) is not None:
+                self.q.close()
+
+        def worker_argv(self, concurrency: int) -> list[str]:
+            dothis = os.path.join(os.path.dirname(sys.executable), "dothis")
+            return [dothis, "worker", "--url", self.url, "--queue", self.queue,
+                    "--concurrency", str(concurrency), "--log-level", "WARNING", "dothis_py"]
+
+        def done(self, n: int) -> int:
+            pipe = self.raw.pipeline(transaction=False)
+            pipe.llen(f"{self.queue}:pending")
+            pipe.llen(f"{self.queue}:executing")
+            pending, executing = pipe.execute()
+            return n - pending - executing
+
+    return DothisPy
+
+
+if __name__ == "__main__":
+    from common import main
+
+    main(_system())
