@@ -66,7 +66,7 @@ export function rssBytes(pid) {
   let total = 0;
   for (const member of treePids(pid)) {
     try {
-      const match = readFileSync(`/proc/${member}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+      const match = readFileSync(`/proc/${member}/smaps_rollup`, 'utf8').match(/Pss:\s+(\d+)/);
       if (match) total += Number(match[1]) * 1024;
     } catch { /* gone */ }
   }
@@ -198,13 +198,14 @@ export async function figDrain(system, n, concurrency, logPath, prefill = true) 
   const cmd0 = await redisCommands(system.raw);
   const started = performance.now();
   const proc = startWorker(system, concurrency, logPath);
-  let end; let first; let firstCount; let cpu1; let cmd1; let rss; let workerCpu;
+  let end; let first; let firstCount; let cpu1; let cmd1; let rss; let workerCpu; let processes;
   try {
     [end, first, firstCount] = await waitDone(system, n, proc, started);
     cpu1 = await redisCpu(system.raw);
     cmd1 = await redisCommands(system.raw);
     workerCpu = cpuSeconds(proc.pid);
     rss = rssBytes(proc.pid);
+    processes = treePids(proc.pid).length;
   } finally {
     await stopWorker(proc);
   }
@@ -218,6 +219,7 @@ export async function figDrain(system, n, concurrency, logPath, prefill = true) 
     redis_commands_per_task: (cmd1 - cmd0) / n,
     worker_cpu_per_task_us: (workerCpu / n) * 1e6,
     worker_rss: rss,
+    worker_processes: processes,
   };
 }
 

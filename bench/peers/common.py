@@ -56,17 +56,23 @@ def tree_pids(pid: int) -> list[int]:
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of a process tree (a worker and its children), in bytes."""
+    """Memory of a process tree (a worker and its children), in bytes: the sum of each member's
+    PSS (proportional set size), so pages that forked children share are counted once."""
     total = 0
     for member in tree_pids(pid):
         try:
-            with open(f"/proc/{member}/status") as handle:
+            with open(f"/proc/{member}/smaps_rollup") as handle:
                 for line in handle:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1]) * 1024
+                        break
         except OSError:
             pass
     return total
+
+
+def process_count(pid: int) -> int:
+    return len(tree_pids(pid))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -306,6 +312,7 @@ def fig_drain(system: System, n: int, concurrency: int, log_path: str | None = N
         cmd1 = redis_commands(system.raw)
         worker_cpu = cpu_seconds(proc.pid)
         rss = rss_bytes(proc.pid)
+        processes = process_count(proc.pid)
     finally:
         stop_process(proc)
     steady = (target - first_count) / (end - first) if end > first else float("nan")
@@ -324,6 +331,7 @@ def fig_drain(system: System, n: int, concurrency: int, log_path: str | None = N
         "redis_commands_per_task": (cmd1 - cmd0) / n,
         "worker_cpu_per_task_us": worker_cpu / n * 1e6,
         "worker_rss": rss,
+        "worker_processes": processes,
     }
 
 

@@ -5,6 +5,7 @@ Also the worker's task module: ``dothis worker ... dothis_py`` registers ``noop`
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
@@ -15,6 +16,13 @@ from dothis.examples import sleep as _sleep  # noqa: F401  (registers "sleep" wi
 @task
 def noop() -> None:
     """Does nothing: the benchmark measures the queue, not the task."""
+
+
+@task
+async def asleep(seconds: float) -> float:
+    """Sleeps on the worker's event loop (no thread or child process per task)."""
+    await asyncio.sleep(seconds)
+    return seconds
 
 
 def _system():  # built lazily, so that the worker importing this module stays light
@@ -41,13 +49,17 @@ def _system():  # built lazily, so that the worker importing this module stays l
             self.q.enqueue("noop").wait(timeout=30)
 
         def sleep_task(self, seconds: float, n: int) -> None:
-            self.q.enqueue_many([Call("sleep", {"seconds": seconds}) for _ in range(n)])
+            self.sleeping = True
+            self.q.enqueue_many([Call("asleep", {"seconds": seconds}) for _ in range(n)])
 
         def close(self) -> None:
             if getattr(self, "q", None) is not None:
                 self.q.close()
 
         def worker_argv(self, concurrency: int) -> list[str]:
+            if getattr(self, "sleeping", False):  # async sleepers: no process pool to fork
+                return [sys.executable, "dothis_worker.py", self.url, self.queue, str(concurrency),
+                        "pool=thread"]
             dothis = os.path.join(os.path.dirname(sys.executable), "dothis")
             return [dothis, "worker", "--url", self.url, "--queue", self.queue,
                     "--concurrency", str(concurrency), "--log-level", "WARNING", "dothis_py"]
