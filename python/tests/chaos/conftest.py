@@ -53,6 +53,21 @@ def server() -> Iterator[ChaosRedis]:
 
 
 @pytest.fixture
+def servers() -> Iterator[Callable[..., ChaosRedis]]:
+    """Make private redis-servers for one test (e.g. with AOF); all are killed at teardown."""
+    made: list[ChaosRedis] = []
+
+    def make(*, aof: bool = False) -> ChaosRedis:
+        instance = ChaosRedis(aof=aof)
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.stop()
+
+
+@pytest.fixture
 def queue_name() -> str:
     return f"chaos{uuid.uuid4().hex[:10]}"
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -265,6 +266,61 @@ def wait_all_finished(
                 f"live worker keys={workers}"
             )
         time.sleep(0.1)
+
+
+class Producer:
+    """A thread that enqueues ``tasks`` record tasks, paced evenly over ``window`` seconds.
+
+    Each enqueue that fails to reach Redis is retried with the same id for ``retry_for`` seconds
+    (History.enqueue), so an outage shorter than that delays tasks without dropping them.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        history: Any,
+        tasks: int,
+        window: float,
+        *,
+        prefix: str = "t",
+        retry_for: float = 30.0,
+        seconds: tuple[float, ...] = (0.0, 0.005, 0.02),
+        seed: int = 7,
+    ) -> None:
+        self.url, self.queue, self.history = url, queue, history
+        self.tasks, self.window, self.prefix = tasks, window, prefix
+        self.retry_for, self.seconds = retry_for, seconds
+        self.rng = random.Random(seed)
+        self.error: BaseException | None = None
+        self.unacknowledged: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Producer:
+        self.began = time.monotonic()
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        from dothis import Queue
+
+        try:
+            with Queue(self.queue, self.url) as queue:
+                for number in range(self.tasks):
+                    due = self.began + self.window * number / self.tasks
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    token = f"{self.prefix}{number:05d}"
+                    args = {"seconds": self.rng.choice(self.seconds)}
+                    if not self.history.enqueue(queue, token, args=args, retry_for=self.retry_for):
+                        self.unacknowledged.append(token)
+        except BaseException as error:
+            self.error = error
+
+    def join(self, timeout: float = 120) -> None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the producer did not finish"
+        if self.error is not None:
+            raise self.error
 
 
 def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
