@@ -38,7 +38,24 @@ interface Prepared {
 }
 
 const ENQUEUE_COMMAND = 'dothisEnqueue';
+/** enqueueMany pipelines BATCH scripts at a time and keeps up to WINDOW pipelines in flight. */
 const BATCH = 1000;
+const WINDOW = 8;
+
+/** Maps with at most `limit` calls in flight; results keep the order of `items`. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, map: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next;
+      next += 1;
+      results[index] = await map(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}
 
 type EnqueueCommand = (taskKey: string, pendingKey: string, ...argv: string[]) => Promise<number>;
 
@@ -112,20 +129,18 @@ export class Queue {
         throw error;
       }
     });
-    const replies: unknown[] = [];
-    for (let start = 0; start < prepared.length; start += BATCH) {
-      const chunk = prepared.slice(start, start + BATCH);
-      replies.push(...await this.link.run(async (redis) => {
-        const pipeline = redis.pipeline();
-        const enqueue = enqueueVia(pipeline);
-        for (const task of chunk) void enqueue(task.key, pendingKey(this.name), ...task.argv);
-        const results = (await pipeline.exec()) ?? [];
-        return results.map(([error, reply]) => {
-          if (error) throw error;
-          return reply;
-        });
-      }));
-    }
+    const chunks: Prepared[][] = [];
+    for (let start = 0; start < prepared.length; start += BATCH) chunks.push(prepared.slice(start, start + BATCH));
+    const replies = (await mapLimited(chunks, WINDOW, (chunk) => this.link.run(async (redis) => {
+      const pipeline = redis.pipeline();
+      const enqueue = enqueueVia(pipeline);
+      for (const task of chunk) void enqueue(task.key, pendingKey(this.name), ...task.argv);
+      const results = (await pipeline.exec()) ?? [];
+      return results.map(([error, reply]) => {
+        if (error) throw error;
+        return reply;
+      });
+    }))).flat();
     const existing = prepared.filter((_, i) => replies[i] !== 1).map((task) => task.id);
     if (existing.length > 0) {
       const enqueued = prepared.filter((_, i) => replies[i] === 1).map((task) => task.id);

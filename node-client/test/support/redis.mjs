@@ -106,9 +106,13 @@ export function startWorker(python, url, queue, extra = []) {
   return {
     pid: child.pid,
     log: () => log,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGTERM');
+    /** SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves with the exit code. */
+    async stop(graceMs = 15000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => { log += `\n[not stopped after ${graceMs} ms: SIGKILL]\n`; child.kill('SIGKILL'); }, graceMs);
       const [code] = await exited;
+      clearTimeout(timer);
       return code;
     },
   };
