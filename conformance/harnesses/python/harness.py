@@ -9,6 +9,7 @@ Reads one JSON request per line on stdin, writes one JSON response per line on s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -113,32 +114,39 @@ class Harness:
             raise OpError("unknown-worker", f"no worker {req['worker']!r}")
         return entry[0]
 
+    @staticmethod
+    def kill_group(process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and every process it started (it leads its own session)."""
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait()
+
     def op_stop_worker(self, req: dict[str, Any]) -> dict[str, Any]:
+        """SIGTERM to the worker process, as a supervisor sends it; wait for it to exit."""
         process = self.worker(req)
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            code = process.wait(timeout=float(req.get("timeout_ms", 20000)) / 1000)
+            code = process.wait(timeout=float(req.get("timeout_ms", 9000)) / 1000)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise OpError("timeout", "the worker did not exit after SIGTERM; killed") from None
+            self.kill_group(process)
+            del self.workers[req["worker"]]
+            raise OpError("timeout", "the worker did not exit within 9 s of SIGTERM; killed") from None
+        self.kill_group(process)  # reap anything it left behind
         del self.workers[req["worker"]]
         return {"exit_code": code}
 
     def op_kill_worker(self, req: dict[str, Any]) -> dict[str, Any]:
-        process = self.worker(req)
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        """SIGKILL, as when the worker's machine dies: the worker and its children."""
+        self.kill_group(self.worker(req))
         del self.workers[req["worker"]]
         return {}
 
     def op_shutdown(self, req: dict[str, Any]) -> dict[str, Any]:
         for process, _log in self.workers.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            self.kill_group(process)
         self.workers.clear()
         for queue in self.queues.values():
             close = getattr(queue, "close", None)
