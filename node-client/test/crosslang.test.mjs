@@ -1,6 +1,9 @@
 // Acceptance: the Node producer with a real Python worker process, and tasks crossing both ways.
 // The interpreter is $DOTHIS_PYTHON (default ../.venv/bin/python); these tests skip only when it is missing.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 
 import { Queue, TaskFailedError } from '../dist/esm/index.js';
@@ -113,5 +116,35 @@ describe('Node producer, Python worker', { skip }, () => {
     ].join('\n'), { Q: queue.name, URL: redis.url });
     assert.deepEqual(JSON.parse(out), { from: 'node', n: [1, 2] });
     assert.equal(await task.state(), 'finished');
+  });
+});
+
+describe('the README quick start', { skip }, () => {
+  test('prints "ooh yeeah" from a Python worker, as ESM and as CommonJS', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const example = /## Quick start[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(example, 'the README has a js example under Quick start');
+    assert.ok(example.includes("new Queue('dothis')"));
+    const redis = await startRedis();
+    const worker = startWorker(python, redis.url, 'dothis');
+    const run = async (args) => {
+      const child = spawn(process.execPath, args, {
+        cwd: new URL('..', import.meta.url), env: { ...process.env, DOTHIS_REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk) => { output += chunk; });
+      child.stderr.on('data', (chunk) => { output += chunk; });
+      const [code] = await once(child, 'exit');
+      return { code, output };
+    };
+    try {
+      assert.deepEqual(await run(['--input-type=module', '-e', example]), { code: 0, output: 'ooh yeeah\n' });
+      const commonjs = "const { Queue } = require('dothis'); const q = new Queue('dothis');" +
+        " q.enqueue('echo', { text: 'from require' }).then((t) => t.wait({ timeout: 10000 })).then(console.log).finally(() => q.close());";
+      assert.deepEqual(await run(['-e', commonjs]), { code: 0, output: 'from require\n' });
+    } finally {
+      await worker.stop();
+      await redis.stop();
+    }
   });
 });
