@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   ConnectionFailedError, DothisError, InvalidArgumentsError, Queue, QueueClosedError, TaskExistsError,
 } from '../dist/esm/index.js';
-import { freePort, startRedis, uniqueQueue } from './support/redis.mjs';
+import { freePort, startRedis, uniqueQueue, until } from './support/redis.mjs';
 
 const STAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 let redis;
@@ -158,6 +158,34 @@ describe('errors', () => {
     }
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
     await queue.close();
+  });
+
+  test('calls fail fast while Redis is down and work again once it is back', async () => {
+    const server = await startRedis();
+    const queue = new Queue(uniqueQueue('restart'), { url: server.url });
+    let restarted;
+    try {
+      const task = await queue.enqueue('echo', { text: 'before' });
+      await server.stop();
+      const started = Date.now();
+      await assert.rejects(queue.enqueue('echo'), (error) => error instanceof ConnectionFailedError && error.message.includes(server.url));
+      await assert.rejects(queue.length(), ConnectionFailedError);
+      assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+      restarted = await startRedis(server.port); // empty: --save "" keeps nothing
+      await until(async () => {
+        try {
+          return (await queue.length()) === 0;
+        } catch (error) {
+          if (error instanceof ConnectionFailedError) return false;
+          throw error;
+        }
+      }, { ms: 10000, what: 'the queue to reconnect' });
+      const again = await queue.enqueue('echo', { text: 'after' }, { id: task.id });
+      assert.equal(await restarted.raw.hget(again.key, 'state'), 'pending');
+    } finally {
+      await queue.close();
+      await restarted?.stop();
+    }
   });
 
   test('a password in the URL is masked', async () => {

@@ -26,9 +26,9 @@ export async function until(probe, { ms = 5000, every = 20, what = 'condition' }
   }
 }
 
-/** Starts redis-server; resolves once it answers PING. `stop()` ends it by pid. */
-export async function startRedis() {
-  const port = await freePort();
+/** Starts redis-server (on `port`, else a free one); resolves once it answers PING. `stop()` ends it by pid. */
+export async function startRedis(port) {
+  port ??= await freePort();
   const child = spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
