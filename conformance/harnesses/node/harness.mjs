@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 
-import { DothisError, Queue, TaskFailedError } from '../../../node-client/dist/esm/index.js';
+import { DothisError, Queue, TaskFailedError, WaitTimeoutError } from '../../../node-client/dist/esm/index.js';
 
 const out = process.stdout;
 console.log = console.error; // anything printed must not corrupt the protocol stream
@@ -100,6 +100,7 @@ function errorBody(error) {
   if (error instanceof TaskFailedError) {
     return { code: error.code, message: error.message, reason: error.reason, exception: error.exception };
   }
+  if (error instanceof WaitTimeoutError) return { code: 'timeout', message: error.message };
   if (error instanceof DothisError) return { code: error.code, message: error.message };
   return { code: 'internal', message: String(error?.message ?? error), exception: error?.stack ?? '' };
 }
