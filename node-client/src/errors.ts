@@ -68,7 +68,7 @@ export class WaitTimeoutError extends DothisError {
   readonly timeout: number;
 
   constructor(id: string, timeout: number) {
-    super(`task ${JSON.stringify(id)} did not finish within ${timeout} ms`, 'timeout');
+    super(`task ${JSON.stringify(id)} did not finish within ${timeout} ms`, 'wait-timeout');
     this.id = id;
     this.timeout = timeout;
   }

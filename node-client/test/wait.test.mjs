@@ -90,7 +90,7 @@ describe('wait', () => {
     const started = Date.now();
     await assert.rejects(task.wait({ timeout: 200 }), (error) => {
       assert.ok(error instanceof WaitTimeoutError && error instanceof DothisError);
-      assert.equal(error.code, 'timeout');
+      assert.equal(error.code, 'wait-timeout');
       assert.equal(error.id, task.id);
       assert.equal(error.timeout, 200);
       return true;
