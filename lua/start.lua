@@ -70,7 +70,9 @@ if status == 'ok' and state and state ~= 'pending' then
   status, detail = 'invalid-state', string.sub(state, 1, 32)
 end
 
-local claims = math.floor(tonumber(redis.call('HGET', task, 'claims') or '0') or 0) + 1
+local claims = tonumber(redis.call('HGET', task, 'claims') or '0')
+if not claims or claims ~= claims or claims < 0 or claims > 1e9 then claims = 0 end
+claims = math.floor(claims) + 1
 redis.call('HSETNX', task, 'pending-created', now)
 redis.call('HSET', task, 'state', 'executing', 'executing-created', now,
   'worker', worker, 'claims', string.format('%d', claims))

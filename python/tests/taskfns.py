@@ -40,5 +40,50 @@ def probe(seconds: float) -> int:
 
 
 @task
+def whoami(seconds: float) -> int:
+    """Sleep, then return the process id that ran this try."""
+    import os
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@task
 def unserializable() -> Any:
     return {1, 2}
+
+
+@task
+def flaky(url: str, key: str, succeed_on: int) -> int:
+    """Fail until this is the ``succeed_on``-th try (counted in Redis), then return the count."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    count = int(client.incr(key))
+    client.close()
+    if count < succeed_on:
+        raise ValueError(f"try {count} fails")
+    return count
+
+
+@task
+def retry_later(delay: float) -> None:
+    from dothis import Retry
+
+    raise Retry("not ready yet", delay=delay)
+
+
+@task
+def spin(seconds: float) -> str:
+    """Busy-loop without yielding, as CPU-bound code does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    return "done"
+
+
+@task
+def die(status: int) -> None:
+    import os
+
+    os._exit(status)

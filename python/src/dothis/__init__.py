@@ -14,6 +14,7 @@ from dothis.errors import (
     TaskFailed,
     WaitTimeout,
 )
+from dothis.pool import Retry
 from dothis.producer import Call, Queue
 from dothis.protocol import PROTOCOL_VERSION, ErrorCode, Outcome, RejectCode, State
 from dothis.registry import Registry, default_registry, task
@@ -35,6 +36,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RejectCode",
+    "Retry",
     "State",
     "Task",
     "TaskExists",

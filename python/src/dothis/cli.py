@@ -21,6 +21,9 @@ from dothis.protocol import (
     DEFAULT_MAX_VALUE_BYTES,
     DEFAULT_QUEUE,
     DEFAULT_REAP_MS,
+    DEFAULT_RETRY_BASE_MS,
+    DEFAULT_RETRY_MAX_MS,
+    DEFAULT_SCHEDULE_MS,
 )
 
 url_option = click.option(
@@ -41,6 +44,33 @@ def main() -> None:
 @url_option
 @queue_option
 @click.option("--concurrency", "-c", default=1, show_default=True, help="Tasks run at once.")
+@click.option(
+    "--pool",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="Where plain functions run: child processes (a try can be stopped at its "
+    "timeout) or threads.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Seconds a try may run when its task sets no timeout (default: no limit).",
+)
+@click.option(
+    "--retry-base-ms",
+    default=DEFAULT_RETRY_BASE_MS,
+    show_default=True,
+    help="Backoff before the first retry; doubles per retry, with jitter.",
+)
+@click.option("--retry-max-ms", default=DEFAULT_RETRY_MAX_MS, show_default=True)
+@click.option(
+    "--schedule-ms",
+    default=DEFAULT_SCHEDULE_MS,
+    show_default=True,
+    help="How often to move due scheduled tasks to pending.",
+)
 @click.option("--worker-id", default=None, help="Worker id (default: a new UUID).")
 @click.option(
     "--lease-ms",
@@ -74,6 +104,11 @@ def worker(
     url: str | None,
     queue: str,
     concurrency: int,
+    pool: str,
+    timeout: float | None,
+    retry_base_ms: int,
+    retry_max_ms: int,
+    schedule_ms: int,
     worker_id: str | None,
     lease_ms: int,
     heartbeat_ms: int,
@@ -101,6 +136,11 @@ def worker(
     try:
         options = WorkerOptions(
             concurrency=concurrency,
+            pool=pool,
+            timeout=timeout,
+            retry_base_ms=retry_base_ms,
+            retry_max_ms=retry_max_ms,
+            schedule_ms=schedule_ms,
             lease_ms=lease_ms,
             heartbeat_ms=heartbeat_ms,
             reap_ms=reap_ms,
@@ -115,7 +155,7 @@ def worker(
         runner.run()
     except DothisError as error:
         raise click.ClickException(str(error)) from error
-    if runner._forced.is_set():
+    if runner.forced.is_set():
         # Threads still running plain functions cannot be stopped; their tasks are back in pending.
         logging.shutdown()
         os._exit(1)
@@ -147,6 +187,8 @@ def _parse_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
     help="One argument NAME=VALUE (VALUE read as JSON, else as a string).",
 )
 @click.option("--id", "task_id", default=None, help="A custom task id.")
+@click.option("--attempts", type=int, default=None, help="Total tries (retries after failures).")
+@click.option("--task-timeout", type=float, default=None, help="Seconds a try may run.")
 @click.option("--wait", is_flag=True, help="Wait for the outcome and print the value.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds --wait waits.")
 def enqueue(
@@ -156,6 +198,8 @@ def enqueue(
     args_json: str | None,
     pairs: tuple[str, ...],
     task_id: str | None,
+    attempts: int | None,
+    task_timeout: float | None,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -171,7 +215,9 @@ def enqueue(
     args.update(_parse_pairs(pairs))
     try:
         with Queue(queue, url) as target:
-            task = target.enqueue_call(function, args, task_id=task_id)
+            task = target.enqueue_call(
+                function, args, task_id=task_id, attempts=attempts, timeout=task_timeout
+            )
             click.echo(task.id)
             if wait:
                 click.echo(codec.encode(task.wait(timeout)))
@@ -197,7 +243,7 @@ def info(url: str | None, queue: str) -> None:
             summary = queue_info(target)
     except DothisError as error:
         raise click.ClickException(str(error)) from error
-    for name in ("pending", "executing", "rejected"):
+    for name in ("pending", "scheduled", "executing", "failed", "rejected"):
         click.echo(f"{name:10} {summary[name]}")
     click.echo(f"workers    {len(summary['workers'])}")
     for item in summary["workers"]:
@@ -205,3 +251,36 @@ def info(url: str | None, queue: str) -> None:
             f"  {item.get('id')}  {item.get('host')}:{item.get('pid')}  "
             f"heartbeat {item.get('heartbeat')}"
         )
+
+
+@main.command()
+@url_option
+@queue_option
+@click.option("--requeue", "requeue_ids", multiple=True, help="Requeue this failed task id.")
+@click.option("--requeue-all", is_flag=True, help="Requeue every failed task.")
+@click.option("--count", default=20, show_default=True, help="How many to list.")
+def failed(
+    url: str | None, queue: str, requeue_ids: tuple[str, ...], requeue_all: bool, count: int
+) -> None:
+    """List failed tasks (newest first) or requeue them."""
+    try:
+        with Queue(queue, url) as target:
+            if requeue_all:
+                requeue_ids = tuple(task.id for task in target.failed(0, 1_000_000))
+            if requeue_ids:
+                for task_id in requeue_ids:
+                    done = target.requeue(task_id)
+                    click.echo(f"{task_id}  {'requeued' if done else 'not in the failed set'}")
+                return
+            for task in target.failed(0, count):
+                info = task.refresh()
+                if info is None:
+                    click.echo(f"{task.id}  (hash expired)")
+                    continue
+                code, reason = info.fields.get("error-code"), info.fields.get("error-reason", "")
+                click.echo(
+                    f"{task.id}  {info.fields.get('finished-created')}  {info.function}  "
+                    f"{code}: {reason[:100]}"
+                )
+    except DothisError as error:
+        raise click.ClickException(str(error)) from error

@@ -8,12 +8,14 @@ Failure into the fields finish.lua writes.
 from __future__ import annotations
 
 import inspect
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from dothis import codec
+from dothis.pool import Reply
 from dothis.protocol import PROTOCOL_VERSION, ErrorCode, Field, Outcome, State, now_iso
 from dothis.registry import Registry
 
@@ -23,6 +25,9 @@ class Failure:
     code: ErrorCode
     reason: str
     exception: str = ""
+
+    def as_reply(self) -> Reply:
+        return Reply("error", self.reason, self.exception)
 
     @classmethod
     def from_exception(cls, error: BaseException) -> Failure:
@@ -37,6 +42,32 @@ class Call:
     function: Callable[..., Any]
     args: dict[str, Any]
     is_async: bool
+    attempts: int = 1
+    retries: int = 0
+    timeout: float | None = None
+
+
+_INTEGER = re.compile(r"0|[1-9][0-9]{0,8}")
+_SECONDS = re.compile(r"(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?")
+
+
+def _options(fields: dict[bytes, bytes]) -> tuple[int, int, float | None] | Failure:
+    """attempts, retries and timeout, checked (SPEC.md 3.1)."""
+    attempts = _field(fields, Field.ATTEMPTS) or "1"
+    retries = _field(fields, Field.RETRIES) or "0"
+    timeout = _field(fields, Field.TIMEOUT)
+    if not _INTEGER.fullmatch(attempts) or attempts == "0":
+        return Failure(ErrorCode.INVALID_FIELD, f"attempts must be a positive integer, not "
+                                                f"{attempts[:32]!r}")  # fmt: skip
+    if not _INTEGER.fullmatch(retries):
+        return Failure(ErrorCode.INVALID_FIELD, f"retries must be an integer, not {retries[:32]!r}")
+    seconds = None
+    if timeout is not None:
+        if not _SECONDS.fullmatch(timeout) or float(timeout) == 0:
+            return Failure(ErrorCode.INVALID_FIELD, f"timeout must be a positive number of "
+                                                    f"seconds, not {timeout[:32]!r}")  # fmt: skip
+        seconds = float(timeout)
+    return int(attempts), int(retries), seconds
 
 
 def _field(fields: dict[bytes, bytes], name: Field) -> str | None:
@@ -50,6 +81,7 @@ def prepare(fields: dict[bytes, bytes], registry: Registry) -> Call | Failure:
         function = _field(fields, Field.FUNCTION)
         raw_args = _field(fields, Field.ARGS)
         protocol = _field(fields, Field.PROTOCOL)
+        options = _options(fields)
     except UnicodeDecodeError as error:
         return Failure(ErrorCode.INVALID_ENCODING, f"a field is not valid UTF-8: {error}")
     if protocol is not None and protocol != str(PROTOCOL_VERSION):
@@ -58,6 +90,8 @@ def prepare(fields: dict[bytes, bytes], registry: Registry) -> Call | Failure:
             f"the task asks for protocol {protocol[:32]!r}; this worker implements "
             f"{PROTOCOL_VERSION}",
         )
+    if isinstance(options, Failure):
+        return options
     if not function:
         return Failure(ErrorCode.MISSING_FUNCTION, "the task hash has no function field")
     target = registry.get(function)
@@ -82,7 +116,7 @@ def prepare(fields: dict[bytes, bytes], registry: Registry) -> Call | Failure:
         registry.signature(function).bind(**args)
     except TypeError as error:
         return Failure(ErrorCode.BAD_ARGUMENTS, f"args do not fit {function}(): {error}")
-    return Call(function, target, args, inspect.iscoroutinefunction(target))
+    return Call(function, target, args, inspect.iscoroutinefunction(target), *options)
 
 
 def failure_fields(failure: Failure) -> list[str]:
@@ -96,17 +130,15 @@ def failure_fields(failure: Failure) -> list[str]:
     ]  # fmt: skip
 
 
-def success_fields(value: Any) -> list[str]:
-    """The fields of a success, or of an unserializable-result failure."""
-    try:
-        encoded = codec.encode(value)
-    except (TypeError, ValueError) as error:
-        return failure_fields(
-            Failure(
-                ErrorCode.UNSERIALIZABLE_RESULT,
-                f"the function returned a {type(value).__name__} with no JSON form: {error}",
-            )
-        )
+def unserializable(type_name: str, error: str) -> Failure:
+    return Failure(
+        ErrorCode.UNSERIALIZABLE_RESULT,
+        f"the function returned a {type_name} with no JSON form: {error}",
+    )
+
+
+def success_fields(encoded: str) -> list[str]:
+    """The fields of a success; ``encoded`` is the JSON text of the return value."""
     # This order makes HGETALL list the fields as the original key schema shows them.
     return [
         Field.STATE, State.FINISHED,

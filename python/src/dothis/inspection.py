@@ -22,9 +22,18 @@ def queue_info(queue: Queue) -> dict[str, Any]:
         pipe.llen(keys.pending)
         pipe.llen(keys.executing)
         pipe.llen(keys.rejected)
-        pending, executing, rejected = pipe.execute()
+        pipe.zcard(keys.scheduled)
+        pipe.zcard(keys.failed)
+        pending, executing, rejected, scheduled, failed = pipe.execute()
         workers = []
         for key in client.scan_iter(match=glob_escape(keys.worker("")) + "*", count=500):
             fields = cast(dict[bytes, bytes], client.hgetall(key))
             workers.append({k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()})
-    return {"pending": pending, "executing": executing, "rejected": rejected, "workers": workers}
+    return {
+        "pending": pending,
+        "executing": executing,
+        "scheduled": scheduled,
+        "failed": failed,
+        "rejected": rejected,
+        "workers": workers,
+    }

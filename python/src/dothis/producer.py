@@ -38,6 +38,8 @@ class Call:
     function: FunctionRef
     args: Mapping[str, Any] = field(default_factory=dict)
     task_id: str | None = None
+    attempts: int | None = None
+    timeout: float | None = None
 
 
 def _args_validator() -> Draft202012Validator:
@@ -104,16 +106,32 @@ class Queue:
             self._results = ResultListener(lambda: connect(self.url), self.keys.results)
         return self._results
 
-    def _fields(self, function: FunctionRef, args: Mapping[str, Any]) -> list[str]:
+    def _fields(
+        self,
+        function: FunctionRef,
+        args: Mapping[str, Any],
+        attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
         name = function_name(function)
         if not name:
             raise InvalidArguments("function name is empty")
-        return [
+        fields = [
             Field.FUNCTION, name,
             Field.STATE, State.PENDING,
             Field.ARGS, _encode_args(args),
             Field.PENDING_CREATED, now_iso(),
         ]  # fmt: skip
+        if attempts is not None:
+            if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+                raise InvalidArguments(f"attempts must be a positive int, not {attempts!r}")
+            fields += [Field.ATTEMPTS, str(attempts)]
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+                raise InvalidArguments(f"timeout must be a positive number of seconds, not "
+                                       f"{timeout!r}")  # fmt: skip
+            fields += [Field.TIMEOUT, format(float(timeout), ".6f").rstrip("0").rstrip(".")]
+        return fields
 
     def _task_id(self, task_id: str | None) -> str:
         if task_id is None:
@@ -131,12 +149,24 @@ class Queue:
             )
         return task_id
 
-    def enqueue(self, function: FunctionRef, /, *, task_id: str | None = None, **args: Any) -> Task:
-        """Queue ``function(**args)``; ``task_id`` sets a custom id (TaskExists if it is taken).
+    def enqueue(
+        self,
+        function: FunctionRef,
+        /,
+        *,
+        task_id: str | None = None,
+        attempts: int | None = None,
+        timeout: float | None = None,
+        **args: Any,
+    ) -> Task:
+        """Queue ``function(**args)``.
 
-        An argument that is itself named ``task_id`` goes through ``enqueue_call``.
+        ``task_id`` sets a custom id (TaskExists if it is taken); ``attempts`` is the total number
+        of tries (retries with backoff after a failure); ``timeout`` stops a try after that many
+        seconds. Arguments named like these options go through ``enqueue_call``.
         """
-        return self.enqueue_call(function, args, task_id=task_id)
+        return self.enqueue_call(function, args, task_id=task_id, attempts=attempts,
+                                 timeout=timeout)  # fmt: skip
 
     def enqueue_call(
         self,
@@ -144,10 +174,12 @@ class Queue:
         args: Mapping[str, Any] | None = None,
         *,
         task_id: str | None = None,
+        attempts: int | None = None,
+        timeout: float | None = None,
     ) -> Task:
         """Queue ``function`` with ``args`` as a mapping; one round trip to Redis."""
         task_id = self._task_id(task_id)
-        fields = self._fields(function, args or {})
+        fields = self._fields(function, args or {}, attempts, timeout)
         key = self.keys.task(task_id)
         client = self.redis
         with translate_errors(self.url):
@@ -169,7 +201,8 @@ class Queue:
         prepared: list[tuple[str, list[str]]] = []
         for item in calls:
             call = item if isinstance(item, Call) else Call(*item)
-            prepared.append((self._task_id(call.task_id), self._fields(call.function, call.args)))
+            fields = self._fields(call.function, call.args, call.attempts, call.timeout)
+            prepared.append((self._task_id(call.task_id), fields))
         taken: list[str] = []
         with translate_errors(self.url):
             for start in range(0, len(prepared), ENQUEUE_BATCH):
@@ -198,6 +231,23 @@ class Queue:
         with translate_errors(self.url):
             exists = self.redis.exists(self.keys.task(task_id))
         return Task(self, task_id) if exists else None
+
+    def failed(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Failed tasks (the dead letters), newest first, one page."""
+        with translate_errors(self.url):
+            ids = cast(
+                list[bytes], self.redis.zrevrange(self.keys.failed, start, start + count - 1)
+            )
+        return [Task(self, raw.decode("utf-8", "replace")) for raw in ids]
+
+    def requeue(self, task_id: str) -> bool:
+        """Give a failed task a fresh start (requeue.lua); False if it is not in the failed set."""
+        with translate_errors(self.url):
+            done = self._scripts.requeue(
+                keys=[self.keys.task(task_id), self.keys.failed, self.keys.pending],
+                args=[task_id], client=self.redis,
+            )  # fmt: skip
+        return bool(done == 1)
 
     def __len__(self) -> int:
         """How many entries wait in the pending list."""

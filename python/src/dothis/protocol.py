@@ -7,6 +7,7 @@ nowhere else.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ PROTOCOL_VERSION = 1
 
 class State(StrEnum):
     PENDING = "pending"
+    SCHEDULED = "scheduled"
     EXECUTING = "executing"
     FINISHED = "finished"
 
@@ -34,10 +36,13 @@ class ErrorCode(StrEnum):
     BAD_ARGUMENTS = "bad-arguments"
     INVALID_STATE = "invalid-state"
     INVALID_ENCODING = "invalid-encoding"
+    INVALID_FIELD = "invalid-field"
     TOO_LARGE = "too-large"
     UNSUPPORTED_PROTOCOL = "unsupported-protocol"
     UNSERIALIZABLE_RESULT = "unserializable-result"
     WORKER_LOST = "worker-lost"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
 
 
 class RejectCode(StrEnum):
@@ -50,11 +55,16 @@ class Field(StrEnum):
     FUNCTION = "function"
     STATE = "state"
     ARGS = "args"
+    ATTEMPTS = "attempts"
+    TIMEOUT = "timeout"
     PROTOCOL = "protocol"
     PENDING_CREATED = "pending-created"
     EXECUTING_CREATED = "executing-created"
     WORKER = "worker"
     CLAIMS = "claims"
+    LOSSES = "losses"
+    RETRIES = "retries"
+    SCHEDULED_FOR = "scheduled-for"
     RESULT_VALUE = "result-value"
     RESULT = "result"
     FINISHED_CREATED = "finished-created"
@@ -70,6 +80,8 @@ KEY_TEMPLATES = {
     "results": "<queue>:results",
     "worker": "<queue>:worker:<worker>",
     "rejected": "<queue>:rejected",
+    "scheduled": "<queue>:scheduled",
+    "failed": "<queue>:failed",
 }
 
 ID_MAX_BYTES = 256
@@ -83,6 +95,9 @@ DEFAULT_MAX_CLAIMS = 3
 DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_FIELDS = 256
 DEFAULT_REJECTED_MAX = 10_000
+DEFAULT_RETRY_BASE_MS = 1_000
+DEFAULT_RETRY_MAX_MS = 300_000
+DEFAULT_SCHEDULE_MS = 500
 
 DEFAULT_QUEUE = "dothis"
 
@@ -117,6 +132,15 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def iso_from_ms(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch: the score of the scheduled and failed sorted sets."""
+    return time.time_ns() // 1_000_000
+
+
 @dataclass(frozen=True)
 class Keys:
     """Every Redis key and channel of one queue."""
@@ -141,6 +165,14 @@ class Keys:
     @property
     def rejected(self) -> str:
         return f"{self.queue}:rejected"
+
+    @property
+    def scheduled(self) -> str:
+        return f"{self.queue}:scheduled"
+
+    @property
+    def failed(self) -> str:
+        return f"{self.queue}:failed"
 
     @property
     def task_prefix(self) -> str:

@@ -21,6 +21,7 @@ from dothis.protocol import (
     State,
     name_problem,
     now_iso,
+    now_ms,
 )
 from dothis.scripts import Scripts
 
@@ -123,7 +124,7 @@ class Reaper:
         return entries
 
     async def _recover(self, entry: bytes, task_id: str, owner: str, report: SweepReport) -> None:
-        keys = [self.keys.task(task_id), self.keys.executing, self.keys.pending]
+        keys = [self.keys.task(task_id), self.keys.executing, self.keys.pending, self.keys.failed]
         if owner:
             if await self.client.exists(self.keys.worker(owner)):
                 return
@@ -131,7 +132,7 @@ class Reaper:
         outcome = await self.scripts.recover(
             keys=keys,
             args=[entry, owner, self.max_claims, now_iso(), self.keys.results,
-                  self.keys.task(task_id)],
+                  self.keys.task(task_id), task_id, now_ms()],
         )  # fmt: skip
         if outcome == b"requeued":
             report.requeued += 1

@@ -9,7 +9,7 @@ from typing import Any
 
 from dothis.resources import lua_source
 
-NAMES = ("enqueue", "start", "finish", "recover", "reject")
+NAMES = ("enqueue", "start", "finish", "retry", "recover", "reject", "promote", "requeue")
 
 
 class Scripts:
@@ -21,3 +21,6 @@ class Scripts:
         self.finish = client.register_script(lua_source("finish"))
         self.recover = client.register_script(lua_source("recover"))
         self.reject = client.register_script(lua_source("reject"))
+        self.retry = client.register_script(lua_source("retry"))
+        self.promote = client.register_script(lua_source("promote"))
+        self.requeue = client.register_script(lua_source("requeue"))

@@ -1,8 +1,9 @@
-"""The worker: claims tasks, runs registered functions, records outcomes, keeps its lease.
+"""The worker: claims tasks, hands each to a Runner, keeps its lease, recovers and schedules.
 
 One asyncio loop does all Redis work. ``async def`` functions run on it; plain functions run in a
-thread pool of ``concurrency`` threads. At most ``concurrency`` tasks are claimed at once, and every
-claimed task sits in ``<queue>:executing`` with this worker recorded as its owner.
+pool of ``concurrency`` child processes (``pool="process"``, the default: a try can be stopped at
+its timeout) or threads (``pool="thread"``). At most ``concurrency`` tasks are claimed at once, and
+every claimed task sits in ``<queue>:executing`` with this worker recorded as its owner.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import redis
 
 from dothis import codec
 from dothis.connection import connect_async, resolve_url, unreachable
-from dothis.execution import Call, Failure, failure_fields, prepare, success_fields
+from dothis.pool import ProcessPool
 from dothis.protocol import (
     DEFAULT_HEARTBEAT_MS,
     DEFAULT_LEASE_MS,
@@ -33,26 +34,27 @@ from dothis.protocol import (
     DEFAULT_MAX_VALUE_BYTES,
     DEFAULT_QUEUE,
     DEFAULT_REAP_MS,
-    DEFAULT_REJECTED_MAX,
+    DEFAULT_RETRY_BASE_MS,
+    DEFAULT_RETRY_MAX_MS,
+    DEFAULT_SCHEDULE_MS,
     ID_MAX_BYTES,
     PROTOCOL_VERSION,
-    ErrorCode,
     Keys,
-    RejectCode,
     check_name,
     now_iso,
+    now_ms,
 )
-from dothis.reaper import Reaper, rejection
+from dothis.reaper import Reaper
 from dothis.registry import Registry, default_registry
+from dothis.runner import REDIS_ERRORS, Runner
 from dothis.scripts import Scripts
 
 log = logging.getLogger("dothis.worker")
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-
 # Fault injection for the crash tests (SPEC.md 9.5): DOTHIS_CRASH_AT=<step> makes the worker
 # SIGKILL itself right after that step of its first task.
 CRASH_STEPS = ("claimed", "started", "ran", "finished")
+PROMOTE_BATCH = 100
 
 
 def _crash_step() -> str | None:
@@ -67,21 +69,34 @@ class WorkerOptions:
     """Tuning of one worker; the defaults are SPEC.md's."""
 
     concurrency: int = 1
+    pool: str = "process"
+    timeout: float | None = None
     lease_ms: int = DEFAULT_LEASE_MS
     heartbeat_ms: int = DEFAULT_HEARTBEAT_MS
     reap_ms: int = DEFAULT_REAP_MS
     max_claims: int = DEFAULT_MAX_CLAIMS
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     max_fields: int = DEFAULT_MAX_FIELDS
+    retry_base_ms: int = DEFAULT_RETRY_BASE_MS
+    retry_max_ms: int = DEFAULT_RETRY_MAX_MS
+    schedule_ms: int = DEFAULT_SCHEDULE_MS
     block_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.pool not in ("process", "thread"):
+            raise ValueError("pool must be process or thread")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be positive")
         if not 0 < self.heartbeat_ms < self.lease_ms:
             raise ValueError("heartbeat must be positive and shorter than the lease")
-        if self.reap_ms <= 0 or self.max_claims < 1 or self.max_value_bytes < 1:
-            raise ValueError("reap-ms, max-claims and max-value-bytes must be positive")
+        if min(self.reap_ms, self.max_claims, self.max_value_bytes, self.schedule_ms) < 1:
+            raise ValueError(
+                "reap-ms, max-claims, max-value-bytes and schedule-ms must be positive"
+            )
+        if not 0 < self.retry_base_ms <= self.retry_max_ms:
+            raise ValueError("retry-base-ms must be positive and at most retry-max-ms")
 
 
 class Worker:
@@ -100,13 +115,17 @@ class Worker:
         self.id = check_name(worker_id or str(uuid.uuid4()), "worker id", ID_MAX_BYTES)
         self.options = options or WorkerOptions()
         self._stopping = threading.Event()
-        self._forced = threading.Event()
+        self.forced = threading.Event()
         self._wakeup: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[asyncio.Task[None], bytes] = {}
-        self.processed = 0
         self._crash_at = _crash_step()
+        self.runner: Runner | None = None
+
+    @property
+    def processed(self) -> int:
+        return self.runner.processed if self.runner else 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -117,7 +136,7 @@ class Worker:
     def stop(self, *, force: bool = False) -> None:
         """Stop claiming; running tasks finish (``force``: they go back to pending now)."""
         if force:
-            self._forced.set()
+            self.forced.set()
         self._stopping.set()
         loop, wakeup, stop_event = self._loop, self._wakeup, self._stop_event
         if loop is None or wakeup is None or stop_event is None or loop.is_closed():
@@ -126,18 +145,13 @@ class Worker:
         loop.call_soon_threadsafe(stop_event.set)
 
     def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
         if self._stopping.is_set():
-            log.warning(
-                "second %s: returning running tasks to pending and exiting",
-                signal.Signals(signum).name,
-            )
+            log.warning("second %s: returning running tasks to pending and exiting", name)
             self.stop(force=True)
         else:
-            log.info(
-                "%s: finishing %d running task(s), then exiting (again to force)",
-                signal.Signals(signum).name,
-                len(self._running),
-            )
+            log.info("%s: finishing %d running task(s), then exiting (again to force)", name,
+                     len(self._running))  # fmt: skip
             self.stop()
 
     async def serve(self) -> None:
@@ -146,30 +160,39 @@ class Worker:
         self._stop_event = asyncio.Event()
         if self._stopping.is_set():
             self._stop_event.set()
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._loop.add_signal_handler(signum, self._on_signal, signum)
         self.client = connect_async(self.url)
         self.blocking = connect_async(self.url, blocking_seconds=self.options.block_seconds)
         self.scripts = Scripts(self.client)
-        self.executor = ThreadPoolExecutor(
-            self.options.concurrency, thread_name_prefix="dothis-task"
-        )
+        try:
+            await self._check_redis()
+        except BaseException:
+            await self._close_clients()
+            raise
+        # Children are forked before anything else runs, so they carry no other state.
+        pool = ProcessPool(self.options.concurrency, self.registry)
+        executor = None
+        if self.options.pool == "process":
+            pool.start()
+        else:
+            executor = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="dothis")
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(signum, self._on_signal, signum)
+        self.runner = Runner(self.client, self.scripts, self.keys, self.id, self.options,
+                             self.registry, pool if executor is None else None, executor,
+                             self._crash_point, self.forced)  # fmt: skip
         self.reaper = Reaper(self.client, self.scripts, self.keys, self.id,
                              self.options.lease_ms, self.options.max_claims)  # fmt: skip
         try:
-            await self._check_redis()
             await self._register()
-            log.info(
-                "worker %s serving queue %s on %s with %d function(s): %s",
-                self.id,
-                self.keys.queue,
-                self.url,
-                len(self.registry),
-                ", ".join(self.registry.names()),
-            )
+            log.info("worker %s serving queue %s on %s (%s pool of %d) with %d function(s): %s",
+                     self.id, self.keys.queue, self.url, self.options.pool,
+                     self.options.concurrency, len(self.registry),
+                     ", ".join(self.registry.names()))  # fmt: skip
             background = [asyncio.create_task(self._heartbeat_loop()),
-                          asyncio.create_task(self._reap_loop())]  # fmt: skip
+                          asyncio.create_task(self._reap_loop()),
+                          asyncio.create_task(self._schedule_loop())]  # fmt: skip
             try:
                 await self._claim_loop()
                 await self._drain()
@@ -179,12 +202,17 @@ class Worker:
                 await asyncio.gather(*background, return_exceptions=True)
                 await self._leave()
         finally:
-            self.executor.shutdown(wait=not self._forced.is_set(), cancel_futures=True)
-            await self.client.aclose()
-            await self.blocking.aclose()
-            if threading.current_thread() is threading.main_thread():
+            await pool.close()
+            if executor is not None:
+                executor.shutdown(wait=not self.forced.is_set(), cancel_futures=True)
+            await self._close_clients()
+            if main_thread:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     self._loop.remove_signal_handler(signum)
+
+    async def _close_clients(self) -> None:
+        await self.client.aclose()
+        await self.blocking.aclose()
 
     async def _check_redis(self) -> None:
         try:
@@ -193,9 +221,9 @@ class Worker:
             raise unreachable(self.url, error) from error
         try:
             config: dict[Any, Any] = await self.client.config_get("maxmemory-policy")
-            policy = config.get(b"maxmemory-policy")
         except redis.ResponseError:
             return  # CONFIG is disabled on some hosted Redis; nothing to check then
+        policy = config.get(b"maxmemory-policy")
         if policy not in (None, b"noeviction"):
             log.warning(
                 "Redis maxmemory-policy is %s: it can evict task hashes and worker keys "
@@ -234,7 +262,7 @@ class Worker:
                 await self.client.delete(self.keys.worker(self.id))
                 for job, entry in list(self._running.items()):
                     job.cancel()
-                    await self._requeue(entry)
+                    await self._release(entry)
             await self.client.delete(self.keys.worker(self.id))
         except REDIS_ERRORS as error:
             log.warning(
@@ -244,18 +272,20 @@ class Worker:
             )
         log.info("worker %s stopped after %d task(s)", self.id, self.processed)
 
-    async def _requeue(self, entry: bytes) -> None:
+    async def _release(self, entry: bytes) -> None:
+        """Return one of this worker's running tasks to pending (recover.lua, not a loss)."""
         task_id, _ = self.keys.parse_entry(entry)
         if task_id is None:
             return
         key = self.keys.task(task_id)
         await self.scripts.recover(
-            keys=[key, self.keys.executing, self.keys.pending, self.keys.worker(self.id)],
-            args=[entry, self.id, self.options.max_claims + 1, now_iso(), self.keys.results, key],
-        )
+            keys=[key, self.keys.executing, self.keys.pending, self.keys.failed,
+                  self.keys.worker(self.id)],
+            args=[entry, self.id, 0, now_iso(), self.keys.results, key, task_id, now_ms()],
+        )  # fmt: skip
 
     async def _drain(self) -> None:
-        while self._running and not self._forced.is_set():
+        while self._running and not self.forced.is_set():
             assert self._wakeup is not None
             self._wakeup.clear()
             done, _ = await asyncio.wait(
@@ -266,7 +296,7 @@ class Worker:
                 if job not in self._running:
                     job.cancel()
 
-    # -- background: lease and recovery -----------------------------------------------------
+    # -- background: lease, recovery, scheduled tasks ---------------------------------------
 
     async def _heartbeat_loop(self) -> None:
         key = self.keys.worker(self.id)
@@ -278,11 +308,8 @@ class Worker:
                 pipe.pexpire(key, self.options.lease_ms)
                 added, _ = await pipe.execute()
                 if added:  # the field was new: the key had expired
-                    log.warning(
-                        "worker key %s had expired (the worker was stalled or Redis lost "
-                        "it); its tasks may run elsewhere too",
-                        key,
-                    )
+                    log.warning("worker key %s had expired (the worker was stalled or Redis lost "
+                                "it); its tasks may run elsewhere too", key)  # fmt: skip
                     await self._register()
             except REDIS_ERRORS as error:
                 log.warning("heartbeat failed (%s); retrying", error)
@@ -295,11 +322,42 @@ class Worker:
             except REDIS_ERRORS as error:
                 log.warning("recovery sweep failed (%s); retrying", error)
 
-    # -- claiming and running ---------------------------------------------------------------
+    async def _schedule_loop(self) -> None:
+        while True:
+            try:
+                promoted = await self.promote_due()
+            except REDIS_ERRORS as error:
+                log.warning("promoting scheduled tasks failed (%s); retrying", error)
+                promoted = 0
+            if promoted < PROMOTE_BATCH:
+                await asyncio.sleep(self.options.schedule_ms / 1000 * random.uniform(0.8, 1.2))
+
+    async def promote_due(self) -> int:
+        """Move due entries of <queue>:scheduled to pending (promote.lua); how many moved."""
+        now = now_ms()
+        due = cast(
+            list[bytes],
+            await self.client.zrangebyscore(
+                self.keys.scheduled, "-inf", now, start=0, num=PROMOTE_BATCH
+            ),
+        )
+        if not due:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for entry in due:
+            task_id, _ = self.keys.parse_entry(entry)
+            # An invalid id gets no key of its own; the claim that follows rejects it.
+            key = self.keys.task(task_id) if task_id is not None else self.keys.task_prefix
+            await self.scripts.promote(keys=[key, self.keys.scheduled, self.keys.pending],
+                                       args=[entry, now], client=pipe)  # fmt: skip
+        return sum(await pipe.execute())
+
+    # -- claiming ---------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
         slots = asyncio.Semaphore(self.options.concurrency)
         delay = 0.1
+        assert self.runner is not None
         while await self._free_slot(slots):
             try:
                 entry = await self.blocking.blmove(
@@ -310,9 +368,8 @@ class Worker:
                 delay = 0.1
             except REDIS_ERRORS as error:
                 slots.release()
-                log.warning(
-                    "cannot claim from %s (%s); retrying in %.1f s", self.keys.pending, error, delay
-                )
+                log.warning("cannot claim from %s (%s); retrying in %.1f s", self.keys.pending,
+                            error, delay)  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -320,7 +377,7 @@ class Worker:
                 slots.release()
                 continue
             claimed = cast(bytes, entry)
-            job = asyncio.create_task(self._process(claimed))
+            job = asyncio.create_task(self.runner.process(claimed))
             self._running[job] = claimed
             job.add_done_callback(functools.partial(self._done, slots))
 
@@ -353,135 +410,3 @@ class Worker:
             self._wakeup.set()
         if not job.cancelled() and job.exception() is not None:
             log.error("task handling failed", exc_info=job.exception())
-
-    async def _reject(self, entry: bytes, code: RejectCode, reason: str) -> None:
-        log.warning("rejected entry %r of %s: %s (%s)", entry[:80], self.keys.pending, reason, code)
-        await self.scripts.reject(
-            keys=[self.keys.executing, self.keys.rejected],
-            args=[entry, rejection(entry, code, reason, self.id), DEFAULT_REJECTED_MAX],
-        )
-
-    async def _process(self, entry: bytes) -> None:
-        self._crash_point("claimed")
-        task_id, problem = self.keys.parse_entry(entry)
-        if task_id is None:
-            await self._reject(entry, RejectCode.INVALID_ID, problem)
-            return
-        key = self.keys.task(task_id)
-        try:
-            reply: list[Any] = await self.scripts.start(
-                keys=[key, self.keys.executing],
-                args=[entry, self.id, now_iso(), self.options.max_value_bytes,
-                      self.options.max_fields],
-            )  # fmt: skip
-        except REDIS_ERRORS as error:
-            log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
-            owned = await self._after_lost_start(key)
-            if owned is None:
-                return
-            reply = owned
-        self._crash_point("started")
-        status = reply[0].decode()
-        if status == "missing":
-            await self._reject(entry, RejectCode.MISSING_HASH, f"{key} does not exist")
-            return
-        if status == "wrong-type":
-            kind = reply[1].decode()
-            await self._reject(entry, RejectCode.WRONG_TYPE, f"{key} is a {kind}, not a hash")
-            return
-        if status in ("lost", "duplicate"):
-            log.info("skipped entry %s: %s", task_id,
-                     "recovered by another worker" if status == "lost"
-                     else f"the task is already {reply[1].decode()}")  # fmt: skip
-            return
-        claims = int(reply[1])
-        if status == "too-large":
-            fields = failure_fields(
-                Failure(ErrorCode.TOO_LARGE, reply[2].decode("utf-8", "replace"))
-            )
-        elif status == "invalid-state":
-            state = reply[2].decode("utf-8", "replace")
-            fields = failure_fields(
-                Failure(
-                    ErrorCode.INVALID_STATE,
-                    f"state was {state!r}; a queued task has state pending (or none)",
-                )
-            )
-        else:
-            flat = reply[2]
-            prepared = prepare(dict(zip(flat[::2], flat[1::2], strict=True)), self.registry)
-            if isinstance(prepared, Failure):
-                fields = failure_fields(prepared)
-            else:
-                fields = await self._run(prepared)
-        self._crash_point("ran")
-        await self._finish(entry, task_id, claims, fields)
-        self._crash_point("finished")
-
-    async def _after_lost_start(self, key: str) -> list[Any] | None:
-        """SPEC.md 5.3: never call start twice; if start ran for this worker, rebuild its reply."""
-        delay = 0.1
-        while not self._forced.is_set():
-            try:
-                state, worker, claims = await self.client.hmget(key, "state", "worker", "claims")
-                if state != b"executing" or worker != self.id.encode() or claims is None:
-                    return None  # start did not run for this worker: the reaper handles the entry
-                count = await self.client.hlen(key)
-                if count > self.options.max_fields:
-                    return [b"too-large", claims, f"the hash has {count} fields".encode()]
-                pipe = self.client.pipeline(transaction=False)
-                names = await self.client.hkeys(key)
-                for name in names:
-                    pipe.hstrlen(key, name)
-                for name, size in zip(names, await pipe.execute(), strict=True):
-                    if max(size, len(name)) > self.options.max_value_bytes:
-                        return [b"too-large", claims, f"field {name[:64]!r} holds {size} bytes"
-                                .encode()]  # fmt: skip
-                fields = cast(dict[bytes, bytes], await self.client.hgetall(key))
-                return [b"ok", claims, [item for pair in fields.items() for item in pair]]
-            except REDIS_ERRORS as error:
-                log.warning("cannot read %s (%s); retrying", key, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        return None
-
-    async def _run(self, call: Call) -> list[str]:
-        try:
-            if call.is_async:
-                value = await call.function(**call.args)
-            else:
-                assert self._loop is not None
-                value = await self._loop.run_in_executor(
-                    self.executor, functools.partial(call.function, **call.args)
-                )
-        except (Exception, SystemExit) as error:
-            log.debug("%s raised %r", call.name, error)
-            return failure_fields(Failure.from_exception(error))
-        return success_fields(value)
-
-    async def _finish(self, entry: bytes, task_id: str, claims: int, fields: list[str]) -> None:
-        key = self.keys.task(task_id)
-        delay = 0.1
-        for _ in range(60):
-            try:
-                written = await self.scripts.finish(
-                    keys=[key, self.keys.executing],
-                    args=[entry, self.id, claims, self.keys.results, key, *fields],
-                )
-                break
-            except REDIS_ERRORS as error:
-                log.warning("cannot record the outcome of %s (%s); retrying", task_id, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        else:
-            log.error(
-                "gave up recording the outcome of %s; it will be recovered and run again", task_id
-            )
-            return
-        self.processed += 1
-        if written == 0:
-            log.warning(
-                "outcome of %s discarded: the task was recovered while this worker ran it "
-                "(its lease had expired)",
-                task_id,
-            )

@@ -96,8 +96,8 @@ def test_start_of_an_entry_no_longer_executing_is_lost(env) -> None:
 
 def finish(s: Scripts, keys: Keys, entry: bytes, worker: str, claims: int) -> int:
     key = keys.task("a")
-    return s.finish(keys=[key, keys.executing],
-                    args=[entry, worker, claims, keys.results, key, "state", "finished",
+    return s.finish(keys=[key, keys.executing, keys.failed],
+                    args=[entry, worker, claims, keys.results, key, "a", "", "state", "finished",
                           "result-value", "1", "result", "successful"])  # fmt: skip
 
 
@@ -115,18 +115,18 @@ def test_finish_is_fenced_by_worker_and_claims(env) -> None:
     assert pubsub.get_message(timeout=2)["type"] == "subscribe"
     assert finish(s, keys, entry, "w1", 1) == 1
     assert r.hget(keys.task("a"), "result") == b"successful"
-    assert r.llen(keys.executing) == 0
+    assert r.llen(keys.executing) == 0 and r.zcard(keys.failed) == 0
     assert pubsub.get_message(timeout=2)["data"] == keys.task("a").encode()
     assert finish(s, keys, entry, "w1", 1) == 0  # a second finish changes nothing
     pubsub.close()
 
 
 def recover(s: Scripts, keys: Keys, entry: bytes, owner: str, max_claims: int = 3) -> bytes:
-    key_list = [keys.task("a"), keys.executing, keys.pending]
+    key_list = [keys.task("a"), keys.executing, keys.pending, keys.failed]
     if owner:
         key_list.append(keys.worker(owner))
     return bytes(s.recover(keys=key_list, args=[entry, owner, max_claims, NOW, keys.results,
-                                                keys.task("a")]))  # fmt: skip
+                                                keys.task("a"), "a", 1000]))  # fmt: skip
 
 
 def test_recover_respects_a_live_owner_then_requeues(env) -> None:
@@ -150,14 +150,29 @@ def test_recover_respects_a_live_owner_then_requeues(env) -> None:
 
 def test_recover_fails_a_task_after_max_claims(env) -> None:
     r, s, keys = env
-    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending", "claims": "2"})
+    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending", "losses": "1"})
     r.lpush(keys.pending, "a")
     entry = claim(r, keys)
-    assert start(s, keys, entry, "a")[1] == 3
+    start(s, keys, entry, "a")
+    assert recover(s, keys, entry, "w1", max_claims=3) == b"requeued"
+    assert r.hget(keys.task("a"), "losses") == b"2"
+    entry = claim(r, keys)
+    start(s, keys, entry, "a")
     assert recover(s, keys, entry, "w1", max_claims=3) == b"failed"
     fields = r.hgetall(keys.task("a"))
     assert fields[b"result"] == b"failed" and fields[b"error-code"] == b"worker-lost"
     assert r.llen(keys.executing) == 0 and r.llen(keys.pending) == 0
+    assert r.zrange(keys.failed, 0, -1, withscores=True) == [(b"a", 1000.0)]
+
+
+def test_a_release_is_not_a_loss(env) -> None:
+    r, s, keys = env
+    r.hset(keys.task("a"), mapping={"function": "echo", "state": "pending", "losses": "2"})
+    r.lpush(keys.pending, "a")
+    entry = claim(r, keys)
+    start(s, keys, entry, "a")
+    assert recover(s, keys, entry, "w1", max_claims=0) == b"requeued"
+    assert r.hget(keys.task("a"), "losses") == b"2"
 
 
 def test_recover_an_ownerless_entry(env) -> None:

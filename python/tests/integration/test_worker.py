@@ -91,10 +91,19 @@ def test_unserializable_result(queue, start_worker) -> None:
     assert caught.value.code == "unserializable-result"
 
 
-def test_concurrency_runs_tasks_at_once(queue, start_worker) -> None:
-    start_worker(concurrency=4)
+def test_concurrency_runs_tasks_at_once_in_threads(queue, start_worker) -> None:
+    start_worker(concurrency=4, pool="thread")
     tasks = queue.enqueue_many([(taskfns.probe, {"seconds": 0.3}) for _ in range(8)])
     assert max(task.wait(timeout=20) for task in tasks) == 4
+
+
+def test_concurrency_runs_tasks_at_once_in_child_processes(queue, start_worker) -> None:
+    import os
+
+    start_worker(concurrency=3)
+    tasks = queue.enqueue_many([(taskfns.whoami, {"seconds": 0.5}) for _ in range(3)])
+    pids = {task.wait(timeout=20) for task in tasks}
+    assert len(pids) == 3 and os.getpid() not in pids
 
 
 def test_wait_timeout(queue) -> None:
@@ -148,21 +157,25 @@ def test_worker_recreates_an_expired_key(queue, r, start_worker) -> None:
 def test_a_lost_start_reply_is_resolved_by_reading_the_hash(queue, r, url) -> None:
     """SPEC.md 5.3: after a lost reply the worker reads the hash instead of calling start again."""
     import asyncio
+    import threading
 
-    from dothis import Worker
+    from dothis import WorkerOptions
     from dothis.connection import connect_async
+    from dothis.runner import Runner
+    from dothis.scripts import Scripts
 
-    worker = Worker(queue.name, url, worker_id="me")
     key = queue.keys.task("t1")
     r.hset(key, mapping={"function": "echo", "state": "executing", "worker": "me", "claims": "4",
                          "args": '{"text": "x"}'})  # fmt: skip
 
     async def ask() -> list | None:
-        worker.client = connect_async(url)
+        client = connect_async(url)
+        runner = Runner(client, Scripts(client), queue.keys, "me", WorkerOptions(), None, None,
+                        None, lambda step: None, threading.Event())  # fmt: skip
         try:
-            return await worker._after_lost_start(key)
+            return await runner._after_lost_start(key)
         finally:
-            await worker.client.aclose()
+            await client.aclose()
 
     reply = asyncio.run(ask())
     assert reply is not None and reply[0] == b"ok" and reply[1] == b"4"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dothis import ErrorCode, Registry
-from dothis.execution import Call, Failure, prepare, success_fields
+from dothis.execution import Call, Failure, prepare
 
 registry = Registry()
 
@@ -59,10 +59,38 @@ def test_missing_args_means_no_arguments() -> None:
     assert isinstance(outcome, Call) and outcome.args == {}
 
 
-def test_unserializable_result_is_a_failure() -> None:
-    written = dict(zip(*[iter(success_fields({1, 2}))] * 2, strict=True))
-    assert written["result"] == "failed"
-    assert written["error-code"] == ErrorCode.UNSERIALIZABLE_RESULT
+def test_results_without_json_form_and_retry_requests_are_described() -> None:
+    from dothis.pool import Retry, run_call
+
+    assert run_call(lambda: {1, 2}, {}).kind == "unserializable"
+    assert run_call(lambda: float("nan"), {}).kind == "unserializable"
+    assert run_call(lambda: [0, False, None], {}).value == "[0,false,null]"
+
+    def again() -> None:
+        raise Retry("later", delay=2.5)
+
+    reply = run_call(again, {})
+    assert (reply.kind, reply.value, reply.delay) == ("retry", "later", 2.5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [({"attempts": b"0"}, "attempts"), ({"attempts": b"three"}, "attempts"),
+     ({"retries": b"-1"}, "retries"), ({"timeout": b"0"}, "timeout"),
+     ({"timeout": b"1e3"}, "timeout"), ({"timeout": b"soon"}, "timeout")],
+)  # fmt: skip
+def test_malformed_options_are_invalid_fields(extra: dict[str, bytes], problem: str) -> None:
+    outcome = prepare({**fields(function=b"greet", args=b'{"name": "a"}'), **fields(**extra)},
+                      registry)  # fmt: skip
+    assert isinstance(outcome, Failure) and outcome.code == ErrorCode.INVALID_FIELD
+    assert problem in outcome.reason
+
+
+def test_options_are_read() -> None:
+    outcome = prepare(fields(function=b"greet", args=b'{"name": "a"}', attempts=b"3",
+                             retries=b"1", timeout=b"2.5"), registry)  # fmt: skip
+    assert isinstance(outcome, Call)
+    assert (outcome.attempts, outcome.retries, outcome.timeout) == (3, 1, 2.5)
 
 
 def test_a_name_is_registered_once() -> None:

@@ -30,6 +30,7 @@ def test_key_templates_equal_schema() -> None:
     built = {
         "task": keys.task("<id>"), "pending": keys.pending, "executing": keys.executing,
         "results": keys.results, "worker": keys.worker("<worker>"), "rejected": keys.rejected,
+        "scheduled": keys.scheduled, "failed": keys.failed,
     }  # fmt: skip
     assert {name: t.replace("<queue>", "q") for name, t in DATA["keys"].items()} == built
 
@@ -44,6 +45,8 @@ def test_limits_and_defaults_equal_schema() -> None:
         "reap-ms": protocol.DEFAULT_REAP_MS, "max-claims": protocol.DEFAULT_MAX_CLAIMS,
         "max-value-bytes": protocol.DEFAULT_MAX_VALUE_BYTES,
         "max-fields": protocol.DEFAULT_MAX_FIELDS, "rejected-max": protocol.DEFAULT_REJECTED_MAX,
+        "retry-base-ms": protocol.DEFAULT_RETRY_BASE_MS,
+        "retry-max-ms": protocol.DEFAULT_RETRY_MAX_MS, "schedule-ms": protocol.DEFAULT_SCHEDULE_MS,
     }  # fmt: skip
 
 

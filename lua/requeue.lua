@@ -1,0 +1,26 @@
+-- requeue.lua: give a failed task a fresh start: out of the failed registry, back onto pending.
+--
+-- KEYS[1]  <queue>:task:<id>   the task hash
+-- KEYS[2]  <queue>:failed      the failed registry
+-- KEYS[3]  <queue>:pending     the pending list
+-- ARGV[1]  the task id
+--
+-- Returns: 1  the id was in the failed registry: removed from it; the outcome fields (result,
+--             result-value, finished-created, error-code, error-reason, error-exception) and
+--             retries, losses and scheduled-for deleted; state=pending; the id LPUSHed onto pending;
+--          0  the id is not in the failed registry (never failed, or requeued already);
+--         -1  the id is in the registry but its hash is gone: the id is removed from the registry.
+-- Plain commands: ZREM KEYS[2] ARGV[1]; TYPE KEYS[1];
+--   HDEL KEYS[1] result result-value finished-created error-code error-reason error-exception
+--   retries losses scheduled-for; HSET KEYS[1] state pending; LPUSH KEYS[3] ARGV[1]
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then
+  return 0
+end
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then
+  return -1
+end
+redis.call('HDEL', KEYS[1], 'result', 'result-value', 'finished-created', 'error-code',
+  'error-reason', 'error-exception', 'retries', 'losses', 'scheduled-for')
+redis.call('HSET', KEYS[1], 'state', 'pending')
+redis.call('LPUSH', KEYS[3], ARGV[1])
+return 1
