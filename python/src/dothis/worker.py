@@ -224,6 +224,15 @@ class Worker:
         except redis.ResponseError:
             return  # CONFIG is disabled on some hosted Redis; nothing to check then
         policy = config.get(b"maxmemory-policy")
+        try:
+            persistence: dict[Any, Any] = await self.client.config_get("appendonly")
+        except redis.ResponseError:
+            persistence = {}
+        if persistence.get(b"appendonly") == b"no":
+            log.info(
+                "Redis has appendonly no: a Redis crash can lose acknowledged tasks "
+                "(SPEC.md 4.4); use appendonly yes with appendfsync everysec or always"
+            )
         if policy not in (None, b"noeviction"):
             log.warning(
                 "Redis maxmemory-policy is %s: it can evict task hashes and worker keys "
@@ -312,7 +321,7 @@ class Worker:
                                 "it); its tasks may run elsewhere too", key)  # fmt: skip
                     await self._register()
             except REDIS_ERRORS as error:
-                log.warning("heartbeat failed (%s); retrying", error)
+                log.debug("heartbeat failed (%s); retrying", error)
 
     async def _reap_loop(self) -> None:
         while True:
@@ -320,14 +329,14 @@ class Worker:
             try:
                 await self.reaper.sweep()
             except REDIS_ERRORS as error:
-                log.warning("recovery sweep failed (%s); retrying", error)
+                log.debug("recovery sweep failed (%s); retrying", error)
 
     async def _schedule_loop(self) -> None:
         while True:
             try:
                 promoted = await self.promote_due()
             except REDIS_ERRORS as error:
-                log.warning("promoting scheduled tasks failed (%s); retrying", error)
+                log.debug("promoting scheduled tasks failed (%s); retrying", error)
                 promoted = 0
             if promoted < PROMOTE_BATCH:
                 await asyncio.sleep(self.options.schedule_ms / 1000 * random.uniform(0.8, 1.2))
@@ -357,6 +366,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         slots = asyncio.Semaphore(self.options.concurrency)
         delay = 0.1
+        outage: float | None = None
         assert self.runner is not None
         while await self._free_slot(slots):
             try:
@@ -366,10 +376,16 @@ class Worker:
                     "RIGHT", "LEFT",
                 )  # fmt: skip
                 delay = 0.1
+                if outage is not None:
+                    log.warning("reconnected to Redis at %s after %.1f s; claiming again",
+                                self.url, self._loop_time() - outage)  # fmt: skip
+                    outage = None
             except REDIS_ERRORS as error:
                 slots.release()
-                log.warning("cannot claim from %s (%s); retrying in %.1f s", self.keys.pending,
-                            error, delay)  # fmt: skip
+                if outage is None:  # one line per outage, not one per retry
+                    outage = self._loop_time()
+                    log.warning("lost Redis at %s (%s); reconnecting with backoff", self.url,
+                                error)  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -397,6 +413,10 @@ class Worker:
             slots.release()
             return False
         return True
+
+    def _loop_time(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
 
     def _crash_point(self, step: str) -> None:
         if self._crash_at == step:
