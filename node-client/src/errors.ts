@@ -33,10 +33,13 @@ export class QueueClosedError extends DothisError {
 /** A function name, argument, id, queue name or option is not valid; `field` names it. */
 export class InvalidArgumentsError extends DothisError {
   readonly field: string;
+  /** What is wrong with the field. */
+  readonly problem: string;
 
   constructor(field: string, problem: string) {
     super(`invalid ${field}: ${problem}`, 'invalid-arguments');
     this.field = field;
+    this.problem = problem;
   }
 }
 

@@ -125,7 +125,7 @@ export class Queue {
       try {
         return this.prepare(spec.fn, spec.args ?? {}, spec.id);
       } catch (error) {
-        if (error instanceof InvalidArgumentsError) throw new InvalidArgumentsError(`tasks[${index}].${error.field}`, error.message.replace(/^invalid [^:]*: /, ''));
+        if (error instanceof InvalidArgumentsError) throw new InvalidArgumentsError(`tasks[${index}].${error.field}`, error.problem);
         throw error;
       }
     });

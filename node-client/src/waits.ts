@@ -5,7 +5,7 @@
  * being waited on is read again (messages published while disconnected are lost).
  */
 import type { Link } from './connection.js';
-import { InvalidArgumentsError, WaitTimeoutError } from './errors.js';
+import { InvalidArgumentsError, QueueClosedError, WaitTimeoutError } from './errors.js';
 import { RESULT_FIELDS, resultFrom, unwrap, type TaskResult, type WaitOptions } from './task.js';
 
 interface Waiter {
@@ -14,6 +14,8 @@ interface Waiter {
   readonly reject: (error: unknown) => void;
   cleanup: () => void;
 }
+
+const RECHECK_CAP_MS = 1000;
 
 export type ReadFields = (key: string, fields: readonly string[]) => Promise<(string | null)[] | null>;
 
@@ -37,7 +39,7 @@ export class ResultWaits {
   ) {
     subscriber.redis.on('message', (channel: string, message: string) => {
       if (channel === this.channel && this.waiters.has(message)) {
-        this.check(message).catch(() => undefined); // a failed read is retried on reconnect
+        void this.checkUntilRead(message);
       }
     });
     subscriber.redis.on('ready', () => {
@@ -101,7 +103,23 @@ export class ResultWaits {
 
   private async resubscribe(): Promise<void> {
     await this.subscriber.run((redis) => redis.subscribe(this.channel));
-    await Promise.allSettled([...this.waiters.keys()].map((key) => this.check(key)));
+    await Promise.all([...this.waiters.keys()].map((key) => this.checkUntilRead(key)));
+  }
+
+  /**
+   * check(), retried while the read fails (the command connection may be down when a message
+   * arrives) and someone still waits for `key`; a closed Queue ends it (its waits are rejected).
+   */
+  private async checkUntilRead(key: string): Promise<void> {
+    for (let attempt = 0; this.waiters.has(key); attempt += 1) {
+      try {
+        await this.check(key);
+        return;
+      } catch (error) {
+        if (error instanceof QueueClosedError) return;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, RECHECK_CAP_MS)));
+      }
+    }
   }
 
   /** Reads the hash and settles every waiter of `key` when the task has finished. */

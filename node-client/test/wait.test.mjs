@@ -147,6 +147,20 @@ describe('wait', () => {
     assert.equal(await subscribers(`${queue.name}:results`), 1);
   }, 'reconnect'));
 
+  test('a result arriving while the command connection is down is still read', () => withQueue(async (queue) => {
+    const task = await queue.enqueue('echo');
+    const waiting = task.wait({ timeout: 10000 });
+    await until(() => subscribers(`${queue.name}:results`), { what: 'the subscription' });
+    const producer = (await redis.raw.client('LIST')).split('\n').find((line) => line.includes(' name=dothis-producer '));
+    const id = /^id=(\d+)/.exec(producer)[1];
+    await redis.raw.pipeline()
+      .client('KILL', 'ID', id)
+      .hset(task.key, 'state', 'finished', 'result-value', '"read after the kill"', 'result', 'successful')
+      .publish(`${queue.name}:results`, task.key)
+      .exec();
+    assert.equal(await waiting, 'read after the kill');
+  }, 'producer-kill'));
+
   test('messages for other tasks and channels are ignored', () => withQueue(async (queue) => {
     const task = await queue.enqueue('echo');
     const other = await queue.enqueue('echo');
