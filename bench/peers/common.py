@@ -223,9 +223,14 @@ def wait_done(system: System, n: int, proc: subprocess.Popen[Any], started: floa
     """Poll until n of ``total`` results are visible. Returns (t_end, t_first, count_at_first)."""
     first_t, first_count = None, 0
     deadline = started + DRAIN_TIMEOUT
+    last_count, last_change = -1, started
     while True:
         count = system.done(total or n)
         now = time.perf_counter()
+        if count != last_count:
+            last_count, last_change = count, now
+        elif now - last_change > 30:
+            raise RuntimeError(f"no progress for 30 s at {count}/{n} tasks")
         if count and first_t is None:
             first_t, first_count = now, count
         if count >= n:
@@ -396,3 +401,48 @@ def main(factory: type[System]) -> None:
         system.close()
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
+
+
+class Cursor:
+    """Counts finished tasks of systems that keep one result key per task and no counter.
+
+    Walks the ids in enqueue order in pipelined batches, from the first one not yet seen done;
+    ``ready(reply)`` tells whether a task's reply (to ``command`` on its key) means done.
+    """
+
+    def __init__(self, raw: redis.Redis, command: str = "EXISTS",
+                 ready: Any = lambda reply: bool(reply)) -> None:
+        self.raw, self.command, self.ready = raw, command, ready
+        self.keys: list[str] = []
+        self.position = 0
+
+    def reset(self) -> None:
+        self.keys, self.position = [], 0
+
+    def add(self, key: str) -> None:
+        self.keys.append(key)
+
+    def count(self) -> int:
+        batch = 4  # grows while every key checked is done, so a poll costs few commands
+        while self.position < len(self.keys):
+            chunk = self.keys[self.position:self.position + batch]
+            pipe = self.raw.pipeline(transaction=False)
+            for key in chunk:
+                pipe.execute_command(self.command, key)
+            done = 0
+            for reply in pipe.execute():
+                if not self.ready(reply):
+                    break
+                done += 1
+            self.position += done
+            if done < len(chunk):
+                break
+            batch = min(batch * 4, 1024)
+        return self.position
+
+
+def worker_entry(run: Any) -> None:
+    """``python <driver>.py worker C``: run the system's worker in this process."""
+    if len(sys.argv) >= 2 and sys.argv[1] == "worker":
+        run(int(sys.argv[2]))
+        sys.exit(0)
