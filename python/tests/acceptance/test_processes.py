@@ -60,10 +60,11 @@ def test_sigkill_recovery_by_a_second_worker(url, queue_name, r, spawn_worker) -
     with Queue(queue_name, url) as queue:
         task = queue.enqueue("sleep", seconds=1.5)
         wait_until(lambda: r.hget(task.key, "state") == b"executing", timeout=15)
+        spawn_worker(*timing, "--worker-id", "second")
+        wait_until(lambda: r.exists(f"{queue_name}:worker:second"), timeout=15)
         first.signal(signal.SIGKILL)
         first.wait()
         killed = time.monotonic()
-        spawn_worker(*timing, "--worker-id", "second")
         recovered_by = wait_until(lambda: r.hget(task.key, "worker") == b"second", timeout=15)
         recovery = time.monotonic() - killed
         assert recovered_by
@@ -71,8 +72,8 @@ def test_sigkill_recovery_by_a_second_worker(url, queue_name, r, spawn_worker) -
     fields = r.hgetall(task.key)
     assert fields[b"claims"] == b"2" and fields[b"result"] == b"successful"
     assert r.llen(f"{queue_name}:executing") == 0
-    # SPEC.md: recovered within the lease plus one reap interval (and start-up slack).
-    assert recovery < (lease_ms + 1.2 * reap_ms) / 1000 + 3
+    # SPEC.md 9.3: recovered within the lease plus one reap interval (slack for a loaded machine).
+    assert recovery < (lease_ms + 1.2 * reap_ms) / 1000 + 1.5
 
 
 def test_sigterm_lets_the_running_task_finish(url, queue_name, r, spawn_worker) -> None:
