@@ -22,7 +22,7 @@ COLUMNS: list[tuple[str, str, str, bool, str]] = [
     ("steady drain/s rec", "drain-rec", "steady_rate", True, "{:,.0f}"),
     ("RT p50 ms", "latency", "p50_ms", False, "{:.2f}"),
     ("RT p99 ms", "latency", "p99_ms", False, "{:.2f}"),
-    ("Redis B/task", "bulk", "memory_per_task", False, "{:,.0f}"),
+    ("Redis B/task", "bulk", "key_usage_per_task", False, "{:,.0f}"),
     ("Redis CPU µs/task", "drain-c1", "redis_cpu_per_task_us", False, "{:.1f}"),
     ("worker RSS MB", "soak", "worker_rss", False, "{:,.1f}"),
 ]
@@ -30,6 +30,8 @@ COLUMNS: list[tuple[str, str, str, bool, str]] = [
 
 def value(results: dict[str, Any], system: str, figure: str, name: str) -> float | None:
     fig = results.get(system, {}).get(figure)
+    if figure == "soak" and not isinstance(fig, dict):
+        fig = results.get(system, {}).get("drain-rec")
     if not isinstance(fig, dict):
         return None
     v = fig.get(name)
@@ -55,7 +57,7 @@ def raw_row(results: dict[str, Any]) -> dict[str, float | None]:
         "drain/s c=1": value(results, "raw", "drain-step", "rate"),
         "drain/s rec": value(results, "raw", "drain-batch", "rate"),
         "steady drain/s rec": value(results, "raw", "drain-batch", "rate"),
-        "Redis B/task": value(results, "raw", "bulk", "memory_per_task"),
+        "Redis B/task": value(results, "raw", "bulk", "key_usage_per_task"),
         "Redis CPU µs/task": value(results, "raw", "drain-step", "redis_cpu_per_task_us"),
     }
 
@@ -99,7 +101,8 @@ def build_table(results: dict[str, Any], labels: dict[str, str]) -> tuple[list[s
                 c = results[system][figure].get("concurrency")
                 text += f" (c={c})"
             if figure == "soak":
-                text += f" @{results[system][figure].get('n', 0):,}"
+                src = results[system].get("soak") or results[system].get("drain-rec", {})
+                text += f" @{src.get('n', 0):,}"
             if system in ("dothis", "dothis-node"):
                 bound = raw.get(title)
                 if bound and higher and title != "steady drain/s rec":
@@ -164,7 +167,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     if n_bulk and bee:
         out.append(("Node enqueueMany >= bee-queue bulk",
                     f"{n_bulk:,.0f}/s vs {bee:,.0f}/s = {n_bulk / bee:.2f}x", verdict(n_bulk >= bee)))
-    for title, figure, field, unit in (("Redis memory per task", "bulk", "memory_per_task", "B"),
+    for title, figure, field, unit in (("Redis memory per task", "bulk", "key_usage_per_task", "B"),
                                        ("Redis CPU per task", "drain-c1", "redis_cpu_per_task_us", "µs")):
         d = value(results, "dothis", figure, field)
         peers = {p: value(results, p, figure, field) for p in PEERS}
@@ -201,7 +204,8 @@ def write_report(results: dict[str, Any], meta: dict[str, Any], drivers: list[di
         f"{meta['started']}; redis-server {meta['redis']} on loopback, no persistence; "
         f"Python {meta['python']}, Node {meta.get('node')}; {meta['cpus']} CPUs; "
         f"median of {meta['reps']} repetition(s); run took {meta['seconds']:.0f} s. "
-        f"dothis worker concurrency (rec): {meta.get('dothis_concurrency')}.",
+        f"dothis worker concurrency (rec): {meta.get('dothis_concurrency')}. "
+        f"dothis measured: {meta.get('dothis_measured')}.",
         "",
         "Ratios in parentheses: how many times better dothis (Python) is on that figure "
         "(>1: dothis better; rates dothis/peer, times and sizes peer/dothis). "

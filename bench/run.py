@@ -324,15 +324,26 @@ class Sizes:
     sleepers: int
 
 
-QUICK = Sizes(enqueue=2000, bulk=2000, drain=2000, latency=100, soak=2000, sweep=0, raw_step=2000,
-              raw_batch=2000, benchmark=20_000, depths=(), depth_sample=0, sleepers=0)
+QUICK = Sizes(enqueue=2000, bulk=2000, drain=2000, latency=100, soak=0, sweep=0, raw_step=2000,
+              raw_batch=2000, benchmark=10_000, depths=(), depth_sample=0, sleepers=0)
 DEFAULT = Sizes(enqueue=5000, bulk=20_000, drain=10_000, latency=500, soak=50_000, sweep=5000,
                 raw_step=5000, raw_batch=20_000, benchmark=200_000, depths=(10_000, 100_000),
                 depth_sample=10_000, sleepers=5000)
 FULL = Sizes(**{**DEFAULT.__dict__, "soak": 1_000_000, "depths": (10_000, 100_000, 1_000_000)})
 
-# Per-peer sizes, scaled to each system's speed so that no single peer eats the time budget.
-PEER_SCALE: dict[str, float] = {"rq": 0.1, "rpqueue": 0.3, "huey": 0.5, "celery": 0.5}
+# Per-peer sizes for the slow ones (tasks per figure), so that no single peer eats the time
+# budget: rq forks a process per job, celery enqueues a few hundred tasks/s, and the round trips
+# of arq, saq, taskiq and huey are set by their polling intervals (0.1 to 1 s).
+PEER_SIZES: dict[str, dict[str, int]] = {
+    "rq": {"enqueue": 1000, "bulk": 2000, "drain": 300, "latency": 50},
+    "celery": {"enqueue": 1000, "bulk": 1000, "drain": 1000, "latency": 200},
+    "arq": {"drain": 1000, "latency": 10},
+    "saq": {"drain": 3000, "latency": 10},
+    "taskiq": {"drain": 3000, "latency": 20},
+    "huey": {"drain": 3000, "latency": 50},
+    "dramatiq": {"drain": 3000},
+    "rpqueue": {"drain": 3000, "latency": 100},
+}
 
 
 def plan_peers(sizes: Sizes, quick: bool) -> list[Driver]:
@@ -379,6 +390,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated systems to run (e.g. dothis,rq)")
     parser.add_argument("--no-install", action="store_true", help="never install peers")
     parser.add_argument("--no-profile", action="store_true", help="skip profiling the dothis worker")
+    parser.add_argument("--commit", default="",
+                        help="measure dothis as committed at this revision (python/src, lua, schema "
+                             "exported to a temporary folder) instead of the working tree")
     parser.add_argument("--dothis-concurrency", type=int, default=0,
                         help="skip the sweep and use this concurrency for dothis")
     opts = parser.parse_args()
@@ -387,6 +401,22 @@ def main() -> None:
     mode_name = "quick" if opts.quick else "full" if opts.full else "default"
     only = {name.strip() for name in opts.only.split(",") if name.strip()}
     started = time.time()
+
+    git = _run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).stdout.strip()
+    dirty = bool(_run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "python/src", "lua",
+                       "schema", "node-client/src"]).stdout.strip())
+    measured = f"working tree at {git}{' with uncommitted changes' if dirty else ''}"
+    if opts.commit:
+        snapshot = Path(tempfile.mkdtemp(prefix="dothis-bench-src-"))
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", opts.commit, "python/src", "lua",
+                                  "schema"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(snapshot)], input=archive, check=True)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(snapshot / "python" / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+        sys.path.insert(0, str(snapshot / "python" / "src"))
+        rev = _run(["git", "-C", str(ROOT), "rev-parse", "--short", opts.commit]).stdout.strip()
+        measured = f"commit {rev} (Python package and scripts); node-client/dist as built"
+    log(f"dothis measured: {measured}")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -418,6 +448,7 @@ def main() -> None:
         if shutil.which("node") else None,
         "cpus": os.cpu_count(), "machine": platform.machine(), "kernel": platform.release(),
         "sizes": sizes.__dict__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "dothis_measured": measured, "peer_sizes": {} if opts.quick else PEER_SIZES,
     }
     try:
         # 1. the raw bound
@@ -440,8 +471,7 @@ def main() -> None:
                 log(f"{driver.label}: error: {errors[driver.key]}")
                 continue
             log(driver.label)
-            scale = PEER_SCALE.get(driver.key, 1.0)
-            size = lambda n, scale=scale: max(200, int(n * scale))  # noqa: E731
+            overrides = {} if opts.quick else PEER_SIZES.get(driver.key, {})
             info: dict[str, Any] = {}
             try:
                 info = runner.once(driver, "info", 1)
@@ -457,21 +487,21 @@ def main() -> None:
                 driver.recommended = dothis_concurrency
             if "enqueue" in driver.figures:
                 try_figure(results, driver.key, "enqueue",
-                           lambda d=driver: runner.median(d, "enqueue", size(sizes.enqueue)))
+                           lambda d=driver: runner.median(d, "enqueue", overrides.get("enqueue", sizes.enqueue)))
             if "bulk" in driver.figures:
                 try_figure(results, driver.key, "bulk",
-                           lambda d=driver: runner.median(d, "bulk", size(sizes.bulk)))
+                           lambda d=driver: runner.median(d, "bulk", overrides.get("bulk", sizes.bulk)))
             if "drain" in driver.figures:
                 try_figure(results, driver.key, "drain-c1",
-                           lambda d=driver: runner.median(d, "drain", size(sizes.drain), 1))
+                           lambda d=driver: runner.median(d, "drain", overrides.get("drain", sizes.drain), 1))
                 if driver.recommended != 1:
                     try_figure(results, driver.key, "drain-rec",
-                               lambda d=driver: runner.median(d, "drain", size(sizes.drain), d.recommended))
+                               lambda d=driver: runner.median(d, "drain", overrides.get("drain", sizes.drain), d.recommended))
                 elif "rate" in results[driver.key].get("drain-c1", {}):
                     results[driver.key]["drain-rec"] = results[driver.key]["drain-c1"]
             if "latency" in driver.figures:
                 try_figure(results, driver.key, "latency",
-                           lambda d=driver: runner.median(d, "latency", size(sizes.latency), 1))
+                           lambda d=driver: runner.median(d, "latency", overrides.get("latency", sizes.latency), 1))
             if "drain" in driver.figures and sizes.soak:
                 soak = soak_size(results[driver.key], sizes.soak, opts.quick)
                 try_figure(results, driver.key, "soak",
@@ -518,8 +548,10 @@ def soak_size(system: dict[str, Any], soak: int, quick: bool) -> int:
         return soak
     rate = system.get("drain-rec", {}).get("steady_rate") or system.get("drain-c1", {}).get("steady_rate")
     if not isinstance(rate, int | float) or rate <= 0:
-        return min(soak, 10_000)
-    return int(min(soak, max(5000, rate * 40)))
+        return min(soak, 2000)
+    if rate >= 500:  # dothis and every system that keeps up: the full count
+        return soak if soak <= 50_000 else int(min(soak, max(50_000, rate * 600)))
+    return int(min(soak, max(600, rate * 25)))
 
 
 def sweep_dothis(runner: Runner, driver: Driver, sizes: Sizes, results: dict[str, Any]) -> int:

@@ -230,7 +230,7 @@ export async function figLatency(system, n, concurrency, logPath) {
   const samples = [];
   try {
     await waitReady(system, proc);
-    for (let i = 0; i < 20; i += 1) await system.roundtrip(-100 - i);
+    for (let i = 0; i < Math.min(20, Math.max(2, Math.floor(n / 5))); i += 1) await system.roundtrip(-100 - i);
     for (let i = 0; i < n; i += 1) {
       const started = performance.now();
       await system.roundtrip(i);

@@ -347,7 +347,7 @@ def fig_latency(system: System, n: int, concurrency: int = 1,
     proc = start_worker(system, concurrency, log_path)
     try:
         wait_ready(system, proc)
-        for i in range(20):  # warm-up
+        for i in range(min(20, max(2, n // 5))):  # warm-up
             system.roundtrip(-100 - i)
         samples = []
         for i in range(n):

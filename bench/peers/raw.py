@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 import redis
 
-from common import redis_commands, redis_cpu, used_memory
+from common import key_memory, redis_commands, redis_cpu, used_memory
 
 
 def now() -> str:
@@ -98,7 +98,8 @@ def main() -> None:
         seconds = enqueue(client, q, n, 1 if opts.figure == "enqueue" else 1000)
         client.execute_command("MEMORY", "PURGE")
         result = {"rate": n / seconds, "seconds": seconds, "n": n,
-                  "memory_per_task": (used_memory(client) - mem0) / n}
+                  "memory_per_task": (used_memory(client) - mem0) / n,
+                  "key_usage_per_task": key_memory(client)[1] / n}
     else:
         enqueue(client, q, n, 1000)
         cpu0, cmd0 = redis_cpu(client), redis_commands(client)

@@ -1,0 +1,48 @@
+// bee-queue: jobs in one hash, a wait list, a succeeded set; results by pub/sub events.
+// `node bee_queue_peer.mjs worker URL C` runs the worker; otherwise the common driver.
+import { createRequire } from 'node:module';
+
+import { main } from './common.mjs';
+
+const BeeQueue = createRequire(new URL('../node/package.json', import.meta.url))('bee-queue');
+
+if (process.argv[2] === 'worker') {
+  const queue = new BeeQueue('bench', { redis: { url: process.argv[3] }, getEvents: false, sendEvents: true });
+  queue.process(Number(process.argv[4]), async () => null);
+  const stop = async () => { await queue.close(); process.exit(0); };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+} else {
+  const system = {
+    recommended: 10, // process(concurrency); the default is 1
+    q: null,
+    async setup() {
+      if (!this.q) {
+        this.q = new BeeQueue('bench', { redis: { url: this.url }, isWorker: false, getEvents: true });
+        await this.q.ready();
+      }
+    },
+    async enqueueOne() { await this.q.createJob({}).save(); },
+    async enqueueBulk(n) {
+      for (let start = 0; start < n; start += 1000) {
+        const jobs = Array.from({ length: Math.min(1000, n - start) }, () => this.q.createJob({}));
+        const errors = await this.q.saveAll(jobs);
+        if (errors.size) throw [...errors.values()][0];
+      }
+    },
+    async roundtrip() {
+      const job = this.q.createJob({});
+      const finished = new Promise((resolve, reject) => {
+        job.on('succeeded', resolve);
+        job.on('failed', reject);
+        setTimeout(() => reject(new Error('no result within 30 s')), 30_000).unref();
+      });
+      await job.save();
+      await finished;
+    },
+    async done() { return this.raw.scard('bq:bench:succeeded'); },
+    workerArgv(concurrency) { return ['node', 'bee_queue_peer.mjs', 'worker', this.url, String(concurrency)]; },
+    async close() { await this.q?.close(); },
+  };
+  await main(system);
+}
