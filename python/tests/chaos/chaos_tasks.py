@@ -55,3 +55,16 @@ def poison(token: str) -> None:
     os.kill(WORKER_PID, signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(60)  # not reached: SIGKILL cannot be caught
+
+
+@task
+def sink(token: str, **rest: object) -> str:
+    """Accept any further arguments (the fuzz sends odd but valid JSON); record the token."""
+    _log(token)
+    return token
+
+
+@task
+def not_a_number() -> float:
+    """Return NaN, which has no strict JSON form (unserializable-result)."""
+    return float("nan")
