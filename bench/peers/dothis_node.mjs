@@ -3,7 +3,8 @@ import { join } from 'node:path';
 
 import { BENCH, main } from './common.mjs';
 
-const { Queue } = await import(join(BENCH, '..', 'node-client', 'dist', 'esm', 'index.js'));
+const CLIENT = process.env.BENCH_NODE_CLIENT ?? join(BENCH, '..', 'node-client');
+const { Queue } = await import(join(CLIENT, 'dist', 'esm', 'index.js'));
 const PYTHON_BIN = process.env.BENCH_DOTHIS_BIN ?? join(BENCH, '..', '.venv', 'bin', 'dothis');
 
 const system = {
