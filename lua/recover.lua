@@ -4,7 +4,9 @@
 -- KEYS[2]  <queue>:executing        the executing list
 -- KEYS[3]  <queue>:pending          the pending list
 -- KEYS[4]  <queue>:failed           the failed registry
--- KEYS[5]  <queue>:worker:<owner>   the owner's worker key (only when ARGV[2] is not empty)
+-- KEYS[5]  <queue>:dependents:<id>  ids of tasks waiting for this one
+-- KEYS[6]  <queue>:releasing        ids whose follow-ups are due
+-- KEYS[7]  <queue>:worker:<owner>   the owner's worker key (only when ARGV[2] is not empty)
 -- ARGV[1]  the entry as it sits in executing
 -- ARGV[2]  the owner the caller read from the hash's worker field, or '' for an entry whose claimer
 --          never recorded ownership (the caller has seen it so for at least one lease)
@@ -21,12 +23,13 @@
 --                      an owned hash is set back to state=pending, its losses field incremented
 --                      and its worker field removed
 --          'failed'    losses reached max-claims: finished as failed/worker-lost,
---                      entry removed, id added to the failed registry, message published
+--                      entry removed, id added to the failed registry (and to releasing when it
+--                      has dependents or an on-failure callback), message published
 --          'gone'      the entry is no longer in executing; nothing done
 --          'alive'     the owner's worker key still exists; nothing done
 --          'changed'   the hash no longer shows ARGV[2] as its executing owner; nothing done
 --          'owned'     (ARGV[2] = '') the hash is executing under some owner now; nothing done
--- Plain commands: LPOS; TYPE; HMGET KEYS[1] state worker claims; EXISTS KEYS[5];
+-- Plain commands: LPOS; TYPE; HMGET KEYS[1] state worker claims; EXISTS KEYS[7];
 --   LREM KEYS[2] 1 ARGV[1]; HGET KEYS[1] losses; HSET KEYS[1] state pending losses <n>;
 --   HDEL KEYS[1] worker; RPUSH KEYS[3] ARGV[1]
 local task, executing, pending = KEYS[1], KEYS[2], KEYS[3]
@@ -56,7 +59,7 @@ else
   if state ~= 'executing' or worker ~= owner then
     return 'changed'
   end
-  if redis.call('EXISTS', KEYS[5]) == 1 then
+  if redis.call('EXISTS', KEYS[7]) == 1 then
     return 'alive'
   end
 end
@@ -72,6 +75,9 @@ if owner ~= '' then
       'error-reason', 'the worker running this task stopped heartbeating ' .. losses .. ' times',
       'error-exception', '', 'finished-created', ARGV[4], 'losses', string.format('%d', losses))
     redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
+    if redis.call('EXISTS', KEYS[5]) == 1 or redis.call('HEXISTS', task, 'on-failure') == 1 then
+      redis.call('SADD', KEYS[6], ARGV[7])
+    end
     redis.call('PUBLISH', ARGV[5], ARGV[6])
     return 'failed'
   end

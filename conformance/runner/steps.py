@@ -193,6 +193,8 @@ class CaseRun:
         params = {"function": spec["function"], "args": spec.get("args", {})}
         if "id" in spec:
             params["id"] = spec["id"]
+        if "options" in spec:
+            params["options"] = spec["options"]
         return params
 
     def do_enqueue(self, step: dict[str, Any]) -> None:

@@ -87,3 +87,14 @@ def die(status: int) -> None:
     import os
 
     os._exit(status)
+
+
+@task
+def noted(id: str, outcome: str, value: Any, error: Any) -> dict[str, Any]:
+    """A callback: return what it was told."""
+    return {"id": id, "outcome": outcome, "value": value, "error": error}
+
+
+@task(attempts=3, description="adds with defaults")
+def add_later(a: int, b: int) -> int:
+    return a + b

@@ -59,7 +59,8 @@ class Harness:
                 "version": getattr(dothis, "__version__", None), "fail_exception": "RuntimeError"}
 
     def op_enqueue(self, req: dict[str, Any]) -> dict[str, Any]:
-        task = self.queue(req).enqueue_call(req["function"], req.get("args") or {}, task_id=req.get("id"))
+        options = {name.replace("-", "_"): value for name, value in (req.get("options") or {}).items()}
+        task = self.queue(req).enqueue_call(req["function"], req.get("args") or {}, task_id=req.get("id"), **options)
         return {"task_id": task.id}
 
     def op_enqueue_many(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +164,8 @@ class Harness:
             return op(req)
         except dothis.TaskExists as exc:
             raise OpError("task-exists", str(exc)) from None
+        except dothis.DependencyError as exc:
+            raise OpError("dependency-error", str(exc)) from None
         except dothis.InvalidArguments as exc:
             raise OpError("invalid-arguments", str(exc)) from None
         except dothis.WaitTimeout as exc:

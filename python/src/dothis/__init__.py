@@ -6,6 +6,7 @@ Queue("dothis").enqueue("echo", text="ooh yeeah").wait(timeout=10)
 
 from dothis.errors import (
     ConnectionFailed,
+    DependencyError,
     DothisError,
     InvalidArguments,
     QueueClosed,
@@ -17,7 +18,7 @@ from dothis.errors import (
 from dothis.pool import Retry
 from dothis.producer import Call, Queue
 from dothis.protocol import PROTOCOL_VERSION, ErrorCode, Outcome, RejectCode, State
-from dothis.registry import Registry, default_registry, task
+from dothis.registry import Registry, TaskFunction, cron, default_registry, periodic, task
 from dothis.task import Task, TaskInfo
 from dothis.worker import Worker, WorkerOptions
 
@@ -27,6 +28,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Call",
     "ConnectionFailed",
+    "DependencyError",
     "DothisError",
     "ErrorCode",
     "InvalidArguments",
@@ -41,11 +43,14 @@ __all__ = [
     "Task",
     "TaskExists",
     "TaskFailed",
+    "TaskFunction",
     "TaskInfo",
     "WaitTimeout",
     "Worker",
     "WorkerOptions",
     "__version__",
+    "cron",
     "default_registry",
+    "periodic",
     "task",
 ]

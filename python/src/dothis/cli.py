@@ -243,7 +243,7 @@ def info(url: str | None, queue: str) -> None:
             summary = queue_info(target)
     except DothisError as error:
         raise click.ClickException(str(error)) from error
-    for name in ("pending", "scheduled", "executing", "failed", "rejected"):
+    for name in ("pending", "scheduled", "executing", "succeeded", "failed", "rejected"):
         click.echo(f"{name:10} {summary[name]}")
     click.echo(f"workers    {len(summary['workers'])}")
     for item in summary["workers"]:

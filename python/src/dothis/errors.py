@@ -44,3 +44,7 @@ class TaskFailed(DothisError):
 
 class RegistryError(DothisError):
     """A function could not be registered (a name taken twice, an invalid name)."""
+
+
+class DependencyError(DothisError):
+    """A task was not enqueued: a task it depends on failed, was cancelled, or does not exist."""

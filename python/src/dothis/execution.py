@@ -53,6 +53,15 @@ _SECONDS = re.compile(r"(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?")
 
 def _options(fields: dict[bytes, bytes]) -> tuple[int, int, float | None] | Failure:
     """attempts, retries and timeout, checked (SPEC.md 3.1)."""
+    for name in (Field.RESULT_TTL, Field.FAILURE_TTL, Field.TTL):
+        value = _field(fields, name)
+        if (
+            value is not None
+            and not (_INTEGER.fullmatch(value) and value != "0")
+            and (value != "-1" or name == Field.TTL)
+        ):
+            return Failure(ErrorCode.INVALID_FIELD, f"{name} must be a positive integer of "
+                                                    f"seconds, not {value[:32]!r}")  # fmt: skip
     attempts = _field(fields, Field.ATTEMPTS) or "1"
     retries = _field(fields, Field.RETRIES) or "0"
     timeout = _field(fields, Field.TIMEOUT)
@@ -119,10 +128,10 @@ def prepare(fields: dict[bytes, bytes], registry: Registry) -> Call | Failure:
     return Call(function, target, args, inspect.iscoroutinefunction(target), *options)
 
 
-def failure_fields(failure: Failure) -> list[str]:
+def failure_fields(failure: Failure, result: Outcome = Outcome.FAILED) -> list[str]:
     return [
         Field.STATE, State.FINISHED,
-        Field.RESULT, Outcome.FAILED,
+        Field.RESULT, result,
         Field.ERROR_CODE, failure.code,
         Field.ERROR_REASON, failure.reason,
         Field.ERROR_EXCEPTION, failure.exception,

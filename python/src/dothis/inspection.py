@@ -1,12 +1,18 @@
-"""Read-only views of a queue for the CLI and for monitoring."""
+"""Read-only views and housekeeping of a queue (rq's inspection API), mixed into Queue."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from dothis.connection import translate_errors
-from dothis.producer import Queue
+from dothis.protocol import Keys, now_iso, now_ms
+
+if TYPE_CHECKING:
+    import redis
+
+    from dothis.scripts import Scripts
+    from dothis.task import Task
 
 
 def glob_escape(text: str) -> str:
@@ -14,8 +20,115 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
-def queue_info(queue: Queue) -> dict[str, Any]:
-    keys = queue.keys
+class Inspection:
+    keys: Keys
+    url: str
+    _scripts: Scripts
+
+    @property
+    def redis(self) -> redis.Redis:  # provided by Queue
+        raise NotImplementedError
+
+    def _tasks(self, ids: list[bytes]) -> list[Task]:
+        from dothis.task import Task
+
+        return [Task(cast(Any, self), raw.decode("utf-8", "replace")) for raw in ids]
+
+    def task_ids(self, start: int = 0, count: int = 100) -> list[str]:
+        """Ids waiting in pending, the next to run first, one page."""
+        with translate_errors(self.url):
+            raw = cast(list[bytes], self.redis.lrange(self.keys.pending, -(start + count),
+                                                      -(start + 1)))  # fmt: skip
+        return [self.keys.parse_entry(entry)[0] or entry.decode("utf-8", "replace")
+                for entry in reversed(raw)]  # fmt: skip
+
+    def tasks(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks waiting in pending, the next to run first, one page."""
+        return self._tasks([task_id.encode() for task_id in self.task_ids(start, count)])
+
+    def _registry(self, key: str, start: int, count: int) -> list[Task]:
+        with translate_errors(self.url):
+            ids = cast(list[bytes], self.redis.zrevrange(key, start, start + count - 1))
+        return self._tasks(ids)
+
+    def failed(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks that did not succeed (failed, cancelled, expired), newest first, one page."""
+        return self._registry(self.keys.failed, start, count)
+
+    def succeeded(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks that succeeded, newest first, one page."""
+        return self._registry(self.keys.succeeded, start, count)
+
+    def scheduled(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks waiting for a due time, the soonest first, one page."""
+        with translate_errors(self.url):
+            ids = cast(list[bytes], self.redis.zrange(self.keys.scheduled, start,
+                                                      start + count - 1))  # fmt: skip
+        return self._tasks(ids)
+
+    def requeue(self, task_id: str) -> bool:
+        """Give a failed task a fresh start (requeue.lua); False if it is not in the failed set."""
+        with translate_errors(self.url):
+            done = self._scripts.requeue(
+                keys=[self.keys.task(task_id), self.keys.failed, self.keys.pending],
+                args=[task_id], client=self.redis,
+            )  # fmt: skip
+        return bool(done == 1)
+
+    def cancel(self, task_id: str) -> str:
+        """cancel.lua: ``cancelled``, ``requested`` (running) or ``finished``."""
+        from dothis.errors import DothisError
+
+        key = self.keys.task(task_id)
+        with translate_errors(self.url):
+            done = self._scripts.cancel(
+                keys=[key, self.keys.pending, self.keys.scheduled, self.keys.failed,
+                      self.keys.dependents(task_id), self.keys.releasing],
+                args=[task_id, now_iso(), now_ms(), self.keys.results, key, 0],
+                client=self.redis,
+            )  # fmt: skip
+        if done == -1:
+            raise DothisError(f"no task {task_id!r} in queue {self.keys.queue!r}")
+        return {1: "cancelled", 2: "requested", 0: "finished"}[int(done)]
+
+    def empty(self) -> int:
+        """Remove every waiting entry of pending and delete those tasks' hashes; how many."""
+        with translate_errors(self.url):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.lrange(self.keys.pending, 0, -1)
+            pipe.delete(self.keys.pending)
+            entries = cast(list[bytes], pipe.execute()[0])
+            ids = [self.keys.parse_entry(entry)[0] for entry in entries]
+            keys = [self.keys.task(task_id) for task_id in ids if task_id is not None]
+            for index in range(0, len(keys), 1000):
+                self.redis.unlink(*keys[index : index + 1000])
+        return len(entries)
+
+    def delete(self, delete_tasks: bool = True) -> None:
+        """Delete the queue's lists, sets and registries (and, by default, every task hash).
+
+        Workers serving the queue keep running and find it empty.
+        """
+        names = [self.keys.pending, self.keys.scheduled, self.keys.failed, self.keys.succeeded,
+                 self.keys.rejected, self.keys.releasing, self.keys.periodic]  # fmt: skip
+        patterns = [glob_escape(self.keys.dependents("")) + "*"]
+        if delete_tasks:
+            patterns.append(glob_escape(self.keys.task_prefix) + "*")
+        with translate_errors(self.url):
+            self.redis.unlink(*names)
+            for pattern in patterns:
+                batch: list[bytes] = []
+                for key in self.redis.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) == 1000:
+                        self.redis.unlink(*batch)
+                        batch.clear()
+                if batch:
+                    self.redis.unlink(*batch)
+
+
+def queue_info(queue: Any) -> dict[str, Any]:
+    keys: Keys = queue.keys
     with translate_errors(queue.url):
         client = queue.redis
         pipe = client.pipeline(transaction=False)
@@ -24,7 +137,8 @@ def queue_info(queue: Queue) -> dict[str, Any]:
         pipe.llen(keys.rejected)
         pipe.zcard(keys.scheduled)
         pipe.zcard(keys.failed)
-        pending, executing, rejected, scheduled, failed = pipe.execute()
+        pipe.zcard(keys.succeeded)
+        pending, executing, rejected, scheduled, failed, succeeded = pipe.execute()
         workers = []
         for key in client.scan_iter(match=glob_escape(keys.worker("")) + "*", count=500):
             fields = cast(dict[bytes, bytes], client.hgetall(key))
@@ -33,6 +147,7 @@ def queue_info(queue: Queue) -> dict[str, Any]:
         "pending": pending,
         "executing": executing,
         "scheduled": scheduled,
+        "succeeded": succeeded,
         "failed": failed,
         "rejected": rejected,
         "workers": workers,

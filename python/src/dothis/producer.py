@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
 import redis
-from jsonschema import Draft202012Validator
 
 from dothis import codec
 from dothis.connection import connect, resolve_url, translate_errors
-from dothis.errors import InvalidArguments, QueueClosed, TaskExists
+from dothis.eager import Eager
+from dothis.errors import DependencyError, InvalidArguments, QueueClosed, TaskExists
+from dothis.inspection import Inspection
+from dothis.options import OPTION_NAMES, TaskOptions
 from dothis.protocol import (
     DEFAULT_QUEUE,
     ID_MAX_BYTES,
@@ -21,7 +26,7 @@ from dothis.protocol import (
     check_name,
     now_iso,
 )
-from dothis.registry import function_name
+from dothis.registry import Registry, function_name
 from dothis.resources import schema
 from dothis.results import ResultListener
 from dothis.task import Task, TaskInfo
@@ -33,16 +38,19 @@ ENQUEUE_BATCH = 1000
 
 @dataclass(frozen=True)
 class Call:
-    """One task for ``enqueue_many``: a function, its named arguments, an optional custom id."""
+    """One task for ``enqueue_many``: a function, its named arguments and its options."""
 
     function: FunctionRef
     args: Mapping[str, Any] = field(default_factory=dict)
     task_id: str | None = None
-    attempts: int | None = None
-    timeout: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _args_validator() -> Draft202012Validator:
+@cache
+def _args_validator() -> Any:
+    # Imported on first use: jsonschema takes most of a second to import.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema("args.schema.json"))
 
 
@@ -59,16 +67,13 @@ def _encode_args(args: Mapping[str, Any]) -> str:
         except (TypeError, ValueError) as error:
             raise InvalidArguments(f"argument {name!r} has no JSON form: {error}") from error
     plain = dict(args)
-    errors = list(_VALIDATOR.iter_errors(plain))
+    errors = list(_args_validator().iter_errors(plain))
     if errors:
         raise InvalidArguments(f"args do not match args.schema.json: {errors[0].message}")
     return codec.encode(plain)
 
 
-_VALIDATOR = _args_validator()
-
-
-class Queue:
+class Queue(Inspection):
     """A named queue on one Redis server.
 
     >>> queue = Queue("dothis", url="redis://127.0.0.1:6379/0")
@@ -76,7 +81,14 @@ class Queue:
     'ooh yeeah'
     """
 
-    def __init__(self, name: str = DEFAULT_QUEUE, url: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str = DEFAULT_QUEUE,
+        url: str | None = None,
+        *,
+        is_async: bool = True,
+        registry: Registry | None = None,
+    ) -> None:
         try:
             self.keys = Keys(name)
         except ValueError as error:
@@ -88,6 +100,8 @@ class Queue:
 
         self._scripts = Scripts(self._redis)
         self._results: ResultListener | None = None
+        # is_async=False (eager mode, for tests): enqueue runs the function here and now.
+        self.eager = None if is_async else Eager(self, registry)
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -106,37 +120,31 @@ class Queue:
             self._results = ResultListener(lambda: connect(self.url), self.keys.results)
         return self._results
 
-    def _fields(
-        self,
-        function: FunctionRef,
-        args: Mapping[str, Any],
-        attempts: int | None = None,
-        timeout: float | None = None,
-    ) -> list[str]:
+    def _prepare(
+        self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
+    ) -> tuple[list[str], list[str]]:
+        """(keys, argv) of enqueue.lua for one task, every part checked."""
         name = function_name(function)
         if not name:
             raise InvalidArguments("function name is empty")
+        task_id = self._task_id(options.task_id)
+        encoded = _encode_args(args)
+        created = now_iso()
+        placement, extra, parents = options.placement_and_fields()
         fields = [
             Field.FUNCTION, name,
             Field.STATE, State.PENDING,
-            Field.ARGS, _encode_args(args),
-            Field.PENDING_CREATED, now_iso(),
+            Field.ARGS, encoded,
+            Field.PENDING_CREATED, created,
+            *extra,
         ]  # fmt: skip
-        if attempts is not None:
-            if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-                raise InvalidArguments(f"attempts must be a positive int, not {attempts!r}")
-            fields += [Field.ATTEMPTS, str(attempts)]
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-                raise InvalidArguments(f"timeout must be a positive number of seconds, not "
-                                       f"{timeout!r}")  # fmt: skip
-            fields += [Field.TIMEOUT, format(float(timeout), ".6f").rstrip("0").rstrip(".")]
-        return fields
+        keys = [self.keys.task(task_id), self.keys.pending, self.keys.scheduled]
+        for parent in parents:
+            keys += [self.keys.task(parent), self.keys.dependents(parent)]
+        return keys, [task_id, placement, "1", str(len(parents)), *parents, *fields]
 
     def _task_id(self, task_id: str | None) -> str:
         if task_id is None:
-            import uuid
-
             return str(uuid.uuid4())
         try:
             check_name(task_id, "task id", ID_MAX_BYTES)
@@ -157,37 +165,67 @@ class Queue:
         task_id: str | None = None,
         attempts: int | None = None,
         timeout: float | None = None,
+        delay: float | None = None,
+        at: datetime | None = None,
+        at_front: bool = False,
+        depends_on: str | Task | Iterable[str | Task] | None = None,
+        ttl: int | None = None,
+        result_ttl: int | None = None,
+        failure_ttl: int | None = None,
+        on_success: FunctionRef | None = None,
+        on_failure: FunctionRef | None = None,
+        description: str | None = None,
         **args: Any,
     ) -> Task:
-        """Queue ``function(**args)``.
+        """Queue ``function(**args)``; one round trip to Redis.
 
-        ``task_id`` sets a custom id (TaskExists if it is taken); ``attempts`` is the total number
-        of tries (retries with backoff after a failure); ``timeout`` stops a try after that many
-        seconds. Arguments named like these options go through ``enqueue_call``.
+        Options (their names are reserved; pass arguments named like them to ``enqueue_call``):
+        ``task_id`` a custom id (TaskExists while a task with it is unfinished); ``attempts``
+        total tries; ``timeout`` seconds per try; ``delay`` seconds or ``at`` a datetime to
+        start no earlier; ``at_front`` to run next; ``depends_on`` tasks that must succeed
+        first; ``ttl`` seconds it may wait to start before it expires; ``result_ttl`` /
+        ``failure_ttl`` seconds its hash is kept after it ends (-1: forever); ``on_success`` /
+        ``on_failure`` functions to run afterwards; ``description`` free text.
         """
-        return self.enqueue_call(function, args, task_id=task_id, attempts=attempts,
-                                 timeout=timeout)  # fmt: skip
+        options = TaskOptions(
+            task_id, attempts, timeout, delay, at, at_front, depends_on, ttl, result_ttl,
+            failure_ttl, on_success, on_failure, description,
+        )  # fmt: skip
+        return self._enqueue(function, args, options)
 
     def enqueue_call(
-        self,
-        function: FunctionRef,
-        args: Mapping[str, Any] | None = None,
-        *,
-        task_id: str | None = None,
-        attempts: int | None = None,
-        timeout: float | None = None,
+        self, function: FunctionRef, args: Mapping[str, Any] | None = None, **options: Any
     ) -> Task:
-        """Queue ``function`` with ``args`` as a mapping; one round trip to Redis."""
-        task_id = self._task_id(task_id)
-        fields = self._fields(function, args or {}, attempts, timeout)
-        key = self.keys.task(task_id)
+        """Queue ``function`` with ``args`` as a mapping; ``options`` as for ``enqueue``."""
+        unknown = set(options) - set(OPTION_NAMES)
+        if unknown:
+            raise InvalidArguments(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return self._enqueue(function, args or {}, TaskOptions(**options))
+
+    def _enqueue(
+        self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
+    ) -> Task:
+        keys, argv = self._prepare(function, args, options)
         client = self.redis
+        if self.eager is not None:
+            return self.eager.run(keys, argv)
         with translate_errors(self.url):
-            created = self._scripts.enqueue(
-                keys=[key, self.keys.pending], args=[task_id, *fields], client=client
+            created = self._scripts.enqueue(keys=keys, args=argv, client=client)
+        return self._created(created, argv[0], options)
+
+    def _created(self, created: int, task_id: str, options: TaskOptions) -> Task:
+        if created == 0:
+            raise TaskExists(task_id, self.keys.task(task_id))
+        if created == -2:
+            raise DependencyError(
+                f"task {task_id} was not enqueued: a task it depends on "
+                f"({', '.join(options.parents())}) finished without success"
             )
-        if not created:
-            raise TaskExists(task_id, key)
+        if created == -3:
+            raise DependencyError(
+                f"task {task_id} was not enqueued: a task it depends on "
+                f"({', '.join(options.parents())}) does not exist"
+            )
         return Task(self, task_id)
 
     def enqueue_many(
@@ -198,28 +236,24 @@ class Queue:
         Every call is validated before anything is written. A custom id that is taken raises
         TaskExists after the others were queued.
         """
-        prepared: list[tuple[str, list[str]]] = []
+        prepared: list[tuple[list[str], list[str], TaskOptions]] = []
         for item in calls:
             call = item if isinstance(item, Call) else Call(*item)
-            fields = self._fields(call.function, call.args, call.attempts, call.timeout)
-            prepared.append((self._task_id(call.task_id), fields))
-        taken: list[str] = []
+            options = TaskOptions(task_id=call.task_id, **call.options)
+            prepared.append((*self._prepare(call.function, call.args, options), options))
+        failures: list[tuple[int, str, TaskOptions]] = []
         with translate_errors(self.url):
             for start in range(0, len(prepared), ENQUEUE_BATCH):
                 batch = prepared[start : start + ENQUEUE_BATCH]
                 pipe = self.redis.pipeline(transaction=False)
-                for task_id, fields in batch:
-                    self._scripts.enqueue(
-                        keys=[self.keys.task(task_id), self.keys.pending],
-                        args=[task_id, *fields],
-                        client=pipe,
-                    )
-                for (task_id, _), created in zip(batch, pipe.execute(), strict=True):
-                    if not created:
-                        taken.append(task_id)
-        if taken:
-            raise TaskExists(taken[0], self.keys.task(taken[0]))
-        return [Task(self, task_id) for task_id, _ in prepared]
+                for keys, argv, _ in batch:
+                    self._scripts.enqueue(keys=keys, args=argv, client=pipe)
+                for (_, argv, options), created in zip(batch, pipe.execute(), strict=True):
+                    if created != 1:
+                        failures.append((created, argv[0], options))
+        for created, task_id, options in failures:
+            self._created(created, task_id, options)
+        return [Task(self, argv[0]) for _, argv, _ in prepared]
 
     def read_task(self, task_id: str) -> TaskInfo | None:
         with translate_errors(self.url):
@@ -231,23 +265,6 @@ class Queue:
         with translate_errors(self.url):
             exists = self.redis.exists(self.keys.task(task_id))
         return Task(self, task_id) if exists else None
-
-    def failed(self, start: int = 0, count: int = 100) -> list[Task]:
-        """Failed tasks (the dead letters), newest first, one page."""
-        with translate_errors(self.url):
-            ids = cast(
-                list[bytes], self.redis.zrevrange(self.keys.failed, start, start + count - 1)
-            )
-        return [Task(self, raw.decode("utf-8", "replace")) for raw in ids]
-
-    def requeue(self, task_id: str) -> bool:
-        """Give a failed task a fresh start (requeue.lua); False if it is not in the failed set."""
-        with translate_errors(self.url):
-            done = self._scripts.requeue(
-                keys=[self.keys.task(task_id), self.keys.failed, self.keys.pending],
-                args=[task_id], client=self.redis,
-            )  # fmt: skip
-        return bool(done == 1)
 
     def __len__(self) -> int:
         """How many entries wait in the pending list."""
@@ -272,3 +289,15 @@ class Queue:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_shared: dict[tuple[str, str], Queue] = {}
+
+
+def shared_queue(name: str | None = None, url: str | None = None) -> Queue:
+    """One Queue per (name, url) for the process, used by ``TaskFunction.delay``."""
+    key = (name or DEFAULT_QUEUE, resolve_url(url))
+    queue = _shared.get(key)
+    if queue is None or queue._redis is None:
+        queue = _shared[key] = Queue(*key)
+    return queue

@@ -16,6 +16,7 @@ PROTOCOL_VERSION = 1
 
 
 class State(StrEnum):
+    WAITING = "waiting"
     PENDING = "pending"
     SCHEDULED = "scheduled"
     EXECUTING = "executing"
@@ -25,6 +26,8 @@ class State(StrEnum):
 class Outcome(StrEnum):
     SUCCESSFUL = "successful"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 class ErrorCode(StrEnum):
@@ -43,6 +46,9 @@ class ErrorCode(StrEnum):
     WORKER_LOST = "worker-lost"
     TIMEOUT = "timeout"
     CRASHED = "crashed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    DEPENDENCY_FAILED = "dependency-failed"
 
 
 class RejectCode(StrEnum):
@@ -57,6 +63,15 @@ class Field(StrEnum):
     ARGS = "args"
     ATTEMPTS = "attempts"
     TIMEOUT = "timeout"
+    TTL = "ttl"
+    RESULT_TTL = "result-ttl"
+    FAILURE_TTL = "failure-ttl"
+    DEPENDS_ON = "depends-on"
+    WAITING_FOR = "waiting-for"
+    ON_SUCCESS = "on-success"
+    ON_FAILURE = "on-failure"
+    CALLBACK_OF = "callback-of"
+    DESCRIPTION = "description"
     PROTOCOL = "protocol"
     PENDING_CREATED = "pending-created"
     EXECUTING_CREATED = "executing-created"
@@ -65,6 +80,7 @@ class Field(StrEnum):
     LOSSES = "losses"
     RETRIES = "retries"
     SCHEDULED_FOR = "scheduled-for"
+    CANCEL_REQUESTED = "cancel-requested"
     RESULT_VALUE = "result-value"
     RESULT = "result"
     FINISHED_CREATED = "finished-created"
@@ -82,6 +98,10 @@ KEY_TEMPLATES = {
     "rejected": "<queue>:rejected",
     "scheduled": "<queue>:scheduled",
     "failed": "<queue>:failed",
+    "succeeded": "<queue>:succeeded",
+    "dependents": "<queue>:dependents:<id>",
+    "releasing": "<queue>:releasing",
+    "periodic": "<queue>:periodic",
 }
 
 ID_MAX_BYTES = 256
@@ -98,6 +118,8 @@ DEFAULT_REJECTED_MAX = 10_000
 DEFAULT_RETRY_BASE_MS = 1_000
 DEFAULT_RETRY_MAX_MS = 300_000
 DEFAULT_SCHEDULE_MS = 500
+DEFAULT_RESULT_TTL = 86_400
+DEFAULT_FAILURE_TTL = 604_800
 
 DEFAULT_QUEUE = "dothis"
 
@@ -173,6 +195,21 @@ class Keys:
     @property
     def failed(self) -> str:
         return f"{self.queue}:failed"
+
+    @property
+    def succeeded(self) -> str:
+        return f"{self.queue}:succeeded"
+
+    @property
+    def releasing(self) -> str:
+        return f"{self.queue}:releasing"
+
+    @property
+    def periodic(self) -> str:
+        return f"{self.queue}:periodic"
+
+    def dependents(self, task_id: str) -> str:
+        return f"{self.queue}:dependents:{task_id}"
 
     @property
     def task_prefix(self) -> str:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dothis.followups import Followups
 from dothis.protocol import (
     DEFAULT_REJECTED_MAX,
     ID_MAX_BYTES,
@@ -61,6 +62,7 @@ class Reaper:
         worker_id: str,
         lease_ms: int,
         max_claims: int,
+        followups: Followups,
     ) -> None:
         self.client = client
         self.scripts = scripts
@@ -68,10 +70,12 @@ class Reaper:
         self.worker_id = worker_id
         self.lease = lease_ms / 1000
         self.max_claims = max_claims
+        self.followups = followups
         self._ownerless: dict[bytes, float] = {}
 
     async def sweep(self) -> SweepReport:
         report = SweepReport()
+        await self.followups.drain()
         entries = await self._executing_entries()
         valid: list[tuple[bytes, str]] = []
         for entry in entries:
@@ -124,7 +128,14 @@ class Reaper:
         return entries
 
     async def _recover(self, entry: bytes, task_id: str, owner: str, report: SweepReport) -> None:
-        keys = [self.keys.task(task_id), self.keys.executing, self.keys.pending, self.keys.failed]
+        keys = [
+            self.keys.task(task_id),
+            self.keys.executing,
+            self.keys.pending,
+            self.keys.failed,
+            self.keys.dependents(task_id),
+            self.keys.releasing,
+        ]
         if owner:
             if await self.client.exists(self.keys.worker(owner)):
                 return
@@ -144,6 +155,7 @@ class Reaper:
             )
         elif outcome == b"failed":
             report.failed += 1
+            await self.followups.run(task_id)
             log.warning(
                 "task %s failed with worker-lost: claimed %d times", task_id, self.max_claims
             )

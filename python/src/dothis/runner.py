@@ -8,7 +8,9 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -22,6 +24,7 @@ from dothis.execution import (
     success_fields,
     unserializable,
 )
+from dothis.followups import Followups
 from dothis.pool import ChildCrashed, ProcessPool, Reply, Retry, run_call
 from dothis.protocol import (
     DEFAULT_REJECTED_MAX,
@@ -34,6 +37,7 @@ from dothis.protocol import (
     now_iso,
     now_ms,
 )
+from dothis.protocol import Outcome as Result
 from dothis.reaper import rejection
 from dothis.registry import Registry
 from dothis.scripts import Scripts
@@ -56,8 +60,23 @@ class Outcome:
     failed: bool = False
 
 
-def final(failure: Failure) -> Outcome:
-    return Outcome(failure_fields(failure), failed=True)
+def final(failure: Failure, result: Result = Result.FAILED) -> Outcome:
+    return Outcome(failure_fields(failure, result), failed=True)
+
+
+def _expired(fields: dict[bytes, bytes]) -> Failure | None:
+    """The expired failure of a task that waited longer than its ttl to start, else None."""
+    ttl, created = fields.get(b"ttl"), fields.get(b"pending-created")
+    if ttl is None or created is None or not ttl.isdigit():
+        return None
+    try:
+        since = datetime.strptime(created.decode(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    waited = (datetime.now(UTC) - since).total_seconds()
+    if waited <= int(ttl):
+        return None
+    return Failure(ErrorCode.EXPIRED, f"waited {waited:.1f} s to start; its ttl is {int(ttl)} s")
 
 
 async def _run_async(call: Call) -> Reply:
@@ -98,6 +117,8 @@ class Runner:
         self.crash_point = crash_point
         self.forced = forced
         self.processed = 0
+        self.followups = Followups(client, scripts, keys, options.failure_ttl)
+        self.cancels: dict[str, asyncio.Event] = {}
 
     async def reject(self, entry: bytes, code: RejectCode, reason: str) -> None:
         log.warning("rejected entry %r of %s: %s (%s)", entry[:80], self.keys.pending, reason, code)
@@ -149,14 +170,27 @@ class Runner:
                 f"state was {state!r}; a queued task has state pending (or none)"))  # fmt: skip
         else:
             flat = reply[2]
-            prepared = prepare(dict(zip(flat[::2], flat[1::2], strict=True)), self.registry)
-            if isinstance(prepared, Failure):
-                outcome = final(prepared)
-            else:
-                outcome = await self._attempt(prepared)
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            outcome = await self._outcome(task_id, fields)
         self.crash_point("ran")
         await self._record(entry, task_id, claims, outcome)
         self.crash_point("finished")
+
+    async def _outcome(self, task_id: str, fields: dict[bytes, bytes]) -> Outcome:
+        if b"cancel-requested" in fields:
+            return final(Failure(ErrorCode.CANCELLED, "cancelled before it started"),
+                         Result.CANCELLED)  # fmt: skip
+        expired = _expired(fields)
+        if expired is not None:
+            return final(expired, Result.EXPIRED)
+        prepared = prepare(fields, self.registry)
+        if isinstance(prepared, Failure):
+            return final(prepared)
+        cancel = self.cancels.setdefault(task_id, asyncio.Event())
+        try:
+            return await self._attempt(prepared, cancel)
+        finally:
+            self.cancels.pop(task_id, None)
 
     async def _after_lost_start(self, key: str) -> list[Any] | None:
         """SPEC.md 5.3: never call start twice; if start ran for this worker, rebuild its reply."""
@@ -194,10 +228,20 @@ class Runner:
         future = loop.run_in_executor(self.executor, run_call, call.function, call.args)
         return await asyncio.wait_for(future, timeout)
 
-    async def _attempt(self, call: Call) -> Outcome:
+    async def _attempt(self, call: Call, cancel: asyncio.Event) -> Outcome:
         timeout = call.timeout if call.timeout is not None else self.options.timeout
+        running = asyncio.ensure_future(self._invoke(call, timeout))
+        cancelled = asyncio.ensure_future(cancel.wait())
+        await asyncio.wait({running, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        cancelled.cancel()
+        if not running.done():
+            running.cancel()  # a child process is killed; a thread runs on, its result ignored
+            with suppress(asyncio.CancelledError, TimeoutError, ChildCrashed):
+                await running
+            return final(Failure(ErrorCode.CANCELLED, f"{call.name} was cancelled while it ran"),
+                         Result.CANCELLED)  # fmt: skip
         try:
-            reply = await self._invoke(call, timeout)
+            reply = running.result()
         except TimeoutError:
             return self._retry_or_fail(call, Failure(
                 ErrorCode.TIMEOUT, f"{call.name} ran longer than its {timeout} s timeout and "
@@ -237,6 +281,14 @@ class Runner:
                               f"{call.attempts} attempt(s): {failure.reason}")  # fmt: skip
         return final(failure)
 
+    async def _keep(self, key: str, failed: bool) -> tuple[int, int]:
+        """(seconds to keep the hash, 0 = kept; registry entries older than this ms drop)."""
+        default = self.options.failure_ttl if failed else self.options.result_ttl
+        own = await self.client.hget(key, Field.FAILURE_TTL if failed else Field.RESULT_TTL)
+        seconds = int(own) if own is not None and own.lstrip(b"-").isdigit() else default
+        horizon = now_ms() - default * 1000 if default > 0 else 0
+        return max(seconds, 0), horizon
+
     async def _record(self, entry: bytes, task_id: str, claims: int, outcome: Outcome) -> None:
         key = self.keys.task(task_id)
         delay = 0.1
@@ -248,10 +300,13 @@ class Runner:
                         args=[entry, self.id, claims, outcome.retry_due_ms, *outcome.fields],
                     )
                 else:
+                    keep, horizon = await self._keep(key, outcome.failed)
                     written = await self.scripts.finish(
-                        keys=[key, self.keys.executing, self.keys.failed],
-                        args=[entry, self.id, claims, self.keys.results, key, task_id,
-                              now_ms() if outcome.failed else "", *outcome.fields],
+                        keys=[key, self.keys.executing, self.keys.failed, self.keys.succeeded,
+                              self.keys.dependents(task_id), self.keys.releasing],
+                        args=[entry, self.id, claims, self.keys.results, key, task_id, now_ms(),
+                              "failed" if outcome.failed else "succeeded", keep, horizon,
+                              *outcome.fields],
                     )  # fmt: skip
                 break
             except REDIS_ERRORS as error:
@@ -264,6 +319,11 @@ class Runner:
             )
             return
         self.processed += 1
+        if written == 2:
+            try:
+                await self.followups.run(task_id)
+            except REDIS_ERRORS as error:  # the id stays in <queue>:releasing for a reaper
+                log.warning("follow-ups of %s deferred (%s)", task_id, error)
         if written == 0:
             log.warning(
                 "outcome of %s discarded: the task was recovered while this worker ran it "

@@ -9,7 +9,10 @@ from typing import Any
 
 from dothis.resources import lua_source
 
-NAMES = ("enqueue", "start", "finish", "retry", "recover", "reject", "promote", "requeue")
+NAMES = (
+    "enqueue", "start", "finish", "retry", "recover", "reject", "promote", "requeue", "release",
+    "cancel", "fire",
+)  # fmt: skip
 
 
 class Scripts:
@@ -24,3 +27,6 @@ class Scripts:
         self.retry = client.register_script(lua_source("retry"))
         self.promote = client.register_script(lua_source("promote"))
         self.requeue = client.register_script(lua_source("requeue"))
+        self.release = client.register_script(lua_source("release"))
+        self.cancel = client.register_script(lua_source("cancel"))
+        self.fire = client.register_script(lua_source("fire"))

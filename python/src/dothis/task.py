@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dothis import codec
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
     from dothis.producer import Queue
 
 
-def _text(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode("utf-8", "replace")
+def _parse(timestamp: str) -> datetime:
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,22 @@ class TaskInfo:
         if self.outcome != Outcome.SUCCESSFUL or raw is None:
             return None
         return codec.decode(raw)
+
+    @property
+    def time_taken(self) -> float | None:
+        """Seconds from the (last) start to the finish, once finished."""
+        started, finished = self.get(Field.EXECUTING_CREATED), self.get(Field.FINISHED_CREATED)
+        if not started or not finished:
+            return None
+        return (_parse(finished) - _parse(started)).total_seconds()
+
+    @property
+    def queued_for(self) -> float | None:
+        """Seconds from enqueue to the (last) start."""
+        created, started = self.get(Field.PENDING_CREATED), self.get(Field.EXECUTING_CREATED)
+        if not created or not started:
+            return None
+        return (_parse(started) - _parse(created)).total_seconds()
 
     def failure(self) -> TaskFailed | None:
         """The error of a task that ended in any outcome other than success, else None."""
@@ -117,6 +134,28 @@ class Task:
     def error(self) -> TaskFailed | None:
         info = self.refresh()
         return info.failure() if info else None
+
+    def cancel(self) -> str:
+        """Cancel the task: ``cancelled`` (it had not started), ``requested`` (it is running;
+        its worker stops it and records result cancelled) or ``finished`` (too late)."""
+        return self.queue.cancel(self.id)
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """True once the task is executing or finished; False if ``timeout`` s pass first.
+
+        A bounded poll of the hash's state (starting is not announced on the results channel).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.005
+        while True:
+            state = self.state
+            if state in (State.EXECUTING, State.FINISHED):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            time.sleep(max(pause, 0))
+            interval = min(interval * 2, 0.2)
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the task finishes and return the function's value.

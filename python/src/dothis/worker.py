@@ -27,6 +27,7 @@ from dothis import codec
 from dothis.connection import connect_async, resolve_url, unreachable
 from dothis.pool import ProcessPool
 from dothis.protocol import (
+    DEFAULT_FAILURE_TTL,
     DEFAULT_HEARTBEAT_MS,
     DEFAULT_LEASE_MS,
     DEFAULT_MAX_CLAIMS,
@@ -34,6 +35,7 @@ from dothis.protocol import (
     DEFAULT_MAX_VALUE_BYTES,
     DEFAULT_QUEUE,
     DEFAULT_REAP_MS,
+    DEFAULT_RESULT_TTL,
     DEFAULT_RETRY_BASE_MS,
     DEFAULT_RETRY_MAX_MS,
     DEFAULT_SCHEDULE_MS,
@@ -47,6 +49,7 @@ from dothis.protocol import (
 from dothis.reaper import Reaper
 from dothis.registry import Registry, default_registry
 from dothis.runner import REDIS_ERRORS, Runner
+from dothis.schedules import Scheduler
 from dothis.scripts import Scripts
 
 log = logging.getLogger("dothis.worker")
@@ -80,6 +83,9 @@ class WorkerOptions:
     retry_base_ms: int = DEFAULT_RETRY_BASE_MS
     retry_max_ms: int = DEFAULT_RETRY_MAX_MS
     schedule_ms: int = DEFAULT_SCHEDULE_MS
+    result_ttl: int = DEFAULT_RESULT_TTL
+    failure_ttl: int = DEFAULT_FAILURE_TTL
+    cancel_check_ms: int = 500
     block_seconds: float = 2.0
 
     def __post_init__(self) -> None:
@@ -95,6 +101,9 @@ class WorkerOptions:
             raise ValueError(
                 "reap-ms, max-claims, max-value-bytes and schedule-ms must be positive"
             )
+        for ttl in (self.result_ttl, self.failure_ttl):
+            if ttl < 1 and ttl != -1:
+                raise ValueError("result-ttl and failure-ttl are seconds, or -1 to keep forever")
         if not 0 < self.retry_base_ms <= self.retry_max_ms:
             raise ValueError("retry-base-ms must be positive and at most retry-max-ms")
 
@@ -183,7 +192,8 @@ class Worker:
                              self.registry, pool if executor is None else None, executor,
                              self._crash_point, self.forced)  # fmt: skip
         self.reaper = Reaper(self.client, self.scripts, self.keys, self.id,
-                             self.options.lease_ms, self.options.max_claims)  # fmt: skip
+                             self.options.lease_ms, self.options.max_claims,
+                             self.runner.followups)  # fmt: skip
         try:
             await self._register()
             log.info("worker %s serving queue %s on %s (%s pool of %d) with %d function(s): %s",
@@ -192,7 +202,9 @@ class Worker:
                      ", ".join(self.registry.names()))  # fmt: skip
             background = [asyncio.create_task(self._heartbeat_loop()),
                           asyncio.create_task(self._reap_loop()),
-                          asyncio.create_task(self._schedule_loop())]  # fmt: skip
+                          asyncio.create_task(self._schedule_loop()),
+                          asyncio.create_task(self._cancel_loop()),
+                          asyncio.create_task(self._periodic_loop())]  # fmt: skip
             try:
                 await self._claim_loop()
                 await self._drain()
@@ -289,7 +301,7 @@ class Worker:
         key = self.keys.task(task_id)
         await self.scripts.recover(
             keys=[key, self.keys.executing, self.keys.pending, self.keys.failed,
-                  self.keys.worker(self.id)],
+                  self.keys.dependents(task_id), self.keys.releasing, self.keys.worker(self.id)],
             args=[entry, self.id, 0, now_iso(), self.keys.results, key, task_id, now_ms()],
         )  # fmt: skip
 
@@ -340,6 +352,39 @@ class Worker:
                 promoted = 0
             if promoted < PROMOTE_BATCH:
                 await asyncio.sleep(self.options.schedule_ms / 1000 * random.uniform(0.8, 1.2))
+
+    async def _periodic_loop(self) -> None:
+        """Fire the registry's periodic and cron schedules (fire.lua: once per occurrence)."""
+        if not self.registry.schedules:
+            return
+        scheduler = Scheduler(self.client, self.scripts, self.keys, self.registry.schedules)
+        shortest = min((s.every for s in self.registry.schedules if s.every), default=1.0)
+        while True:
+            try:
+                await scheduler.tick()
+            except REDIS_ERRORS as error:
+                log.debug("firing schedules failed (%s); retrying", error)
+            await asyncio.sleep(min(1.0, shortest / 4) * random.uniform(0.8, 1.0))
+
+    async def _cancel_loop(self) -> None:
+        """Stop running tasks whose hash got cancel-requested (cancel.lua, or by hand)."""
+        assert self.runner is not None
+        while True:
+            await asyncio.sleep(self.options.cancel_check_ms / 1000)
+            waiting = dict(self.runner.cancels)
+            if not waiting:
+                continue
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for task_id in waiting:
+                    pipe.hexists(self.keys.task(task_id), "cancel-requested")
+                flags = await pipe.execute()
+            except REDIS_ERRORS:
+                continue
+            for (task_id, event), requested in zip(waiting.items(), flags, strict=True):
+                if requested:
+                    log.info("task %s: cancel requested; stopping it", task_id)
+                    event.set()
 
     async def promote_due(self) -> int:
         """Move due entries of <queue>:scheduled to pending (promote.lua); how many moved."""

@@ -65,7 +65,7 @@ def test_attempts_run_out_into_the_failed_registry_and_requeue(queue, r, url, st
 
 def test_retry_from_inside_a_task(queue, r, start_worker) -> None:
     start_worker(schedule_ms=50)
-    task = queue.enqueue(taskfns.retry_later, attempts=2, delay=0.2)
+    task = queue.enqueue_call(taskfns.retry_later, {"delay": 0.2}, attempts=2)
     wait_until(lambda: r.hget(task.key, "state") == b"scheduled", timeout=10)
     assert r.hget(task.key, "error-reason") == b"not ready yet"
     with pytest.raises(TaskFailed, match="retry requested after the last of 2"):

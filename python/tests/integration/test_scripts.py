@@ -30,10 +30,37 @@ def start(s: Scripts, keys: Keys, entry: bytes, task_id: str, worker: str = "w1"
 
 def test_enqueue_refuses_an_existing_id(env) -> None:
     r, s, keys = env
-    assert s.enqueue(keys=[keys.task("a"), keys.pending], args=["a", "function", "echo"]) == 1
-    assert s.enqueue(keys=[keys.task("a"), keys.pending], args=["a", "function", "x"]) == 0
+    base = [keys.task("a"), keys.pending, keys.scheduled]
+    assert s.enqueue(keys=base, args=["a", "back", "1", 0, "function", "echo"]) == 1
+    assert s.enqueue(keys=base, args=["a", "back", "1", 0, "function", "x"]) == 0
     assert r.hget(keys.task("a"), "function") == b"echo"
     assert r.lrange(keys.pending, 0, -1) == [b"a"]
+    r.hset(keys.task("a"), "state", "finished")
+    assert s.enqueue(keys=base, args=["a", "back", "0", 0, "function", "x"]) == 0
+    assert s.enqueue(keys=base, args=["a", "front", "1", 0, "function", "y"]) == 1  # replaced
+    assert r.hgetall(keys.task("a")) == {b"function": b"y"}
+    assert r.lrange(keys.pending, 0, -1) == [b"a", b"a"]
+
+
+def test_enqueue_with_parents(env) -> None:
+    r, s, keys = env
+    base = [keys.task("c"), keys.pending, keys.scheduled]
+    r.hset(keys.task("ok"), mapping={"state": "finished", "result": "successful"})
+    r.hset(keys.task("bad"), mapping={"state": "finished", "result": "failed"})
+    r.hset(keys.task("busy"), mapping={"state": "executing"})
+
+    def parents(*ids: str) -> list[str]:
+        return [k for i in ids for k in (keys.task(i), keys.dependents(i))]
+
+    assert s.enqueue(keys=base + parents("ok", "bad"), args=["c", "back", "1", 2, "ok", "bad",
+                                                            "function", "f"]) == -2  # fmt: skip
+    assert s.enqueue(keys=base + parents("nope"), args=["c", "back", "1", 1, "nope",
+                                                       "function", "f"]) == -3  # fmt: skip
+    assert not r.exists(keys.task("c"))
+    assert s.enqueue(keys=base + parents("ok", "busy"), args=["c", "back", "1", 2, "ok", "busy",
+                                                             "function", "f"]) == 1  # fmt: skip
+    assert r.hmget(keys.task("c"), "state", "waiting-for") == [b"waiting", b"1"]
+    assert r.smembers(keys.dependents("busy")) == {b"c"} and r.llen(keys.pending) == 0
 
 
 def test_start_takes_ownership_and_returns_the_hash(env) -> None:
@@ -96,9 +123,11 @@ def test_start_of_an_entry_no_longer_executing_is_lost(env) -> None:
 
 def finish(s: Scripts, keys: Keys, entry: bytes, worker: str, claims: int) -> int:
     key = keys.task("a")
-    return s.finish(keys=[key, keys.executing, keys.failed],
-                    args=[entry, worker, claims, keys.results, key, "a", "", "state", "finished",
-                          "result-value", "1", "result", "successful"])  # fmt: skip
+    return s.finish(keys=[key, keys.executing, keys.failed, keys.succeeded, keys.dependents("a"),
+                          keys.releasing],
+                    args=[entry, worker, claims, keys.results, key, "a", 5000, "succeeded", 0, 0,
+                          "state", "finished", "result-value", "1", "result", "successful"],
+                    )  # fmt: skip
 
 
 def test_finish_is_fenced_by_worker_and_claims(env) -> None:
@@ -116,13 +145,21 @@ def test_finish_is_fenced_by_worker_and_claims(env) -> None:
     assert finish(s, keys, entry, "w1", 1) == 1
     assert r.hget(keys.task("a"), "result") == b"successful"
     assert r.llen(keys.executing) == 0 and r.zcard(keys.failed) == 0
+    assert r.zrange(keys.succeeded, 0, -1, withscores=True) == [(b"a", 5000.0)]
     assert pubsub.get_message(timeout=2)["data"] == keys.task("a").encode()
     assert finish(s, keys, entry, "w1", 1) == 0  # a second finish changes nothing
     pubsub.close()
 
 
 def recover(s: Scripts, keys: Keys, entry: bytes, owner: str, max_claims: int = 3) -> bytes:
-    key_list = [keys.task("a"), keys.executing, keys.pending, keys.failed]
+    key_list = [
+        keys.task("a"),
+        keys.executing,
+        keys.pending,
+        keys.failed,
+        keys.dependents("a"),
+        keys.releasing,
+    ]
     if owner:
         key_list.append(keys.worker(owner))
     return bytes(s.recover(keys=key_list, args=[entry, owner, max_claims, NOW, keys.results,

@@ -30,7 +30,9 @@ def test_key_templates_equal_schema() -> None:
     built = {
         "task": keys.task("<id>"), "pending": keys.pending, "executing": keys.executing,
         "results": keys.results, "worker": keys.worker("<worker>"), "rejected": keys.rejected,
-        "scheduled": keys.scheduled, "failed": keys.failed,
+        "scheduled": keys.scheduled, "failed": keys.failed, "succeeded": keys.succeeded,
+        "dependents": keys.dependents("<id>"), "releasing": keys.releasing,
+        "periodic": keys.periodic,
     }  # fmt: skip
     assert {name: t.replace("<queue>", "q") for name, t in DATA["keys"].items()} == built
 
@@ -47,6 +49,7 @@ def test_limits_and_defaults_equal_schema() -> None:
         "max-fields": protocol.DEFAULT_MAX_FIELDS, "rejected-max": protocol.DEFAULT_REJECTED_MAX,
         "retry-base-ms": protocol.DEFAULT_RETRY_BASE_MS,
         "retry-max-ms": protocol.DEFAULT_RETRY_MAX_MS, "schedule-ms": protocol.DEFAULT_SCHEDULE_MS,
+        "result-ttl": protocol.DEFAULT_RESULT_TTL, "failure-ttl": protocol.DEFAULT_FAILURE_TTL,
     }  # fmt: skip
 
 

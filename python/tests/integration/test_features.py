@@ -1,0 +1,257 @@
+"""Scheduling, priorities at the front, TTLs, dependencies, callbacks, unique ids, cancel,
+inspection, eager mode, the @task decorator and retask's API, against a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+import pytest
+import taskfns
+from support import wait_until
+
+from dothis import DependencyError, Queue, TaskExists, TaskFailed
+from dothis.followups import callback_id
+from integration.test_producer import as_text, validator
+
+pytestmark = pytest.mark.integration
+FAST = {"schedule_ms": 50, "cancel_check_ms": 50}
+
+
+@pytest.fixture
+def queue(url: str, queue_name: str):
+    with Queue(queue_name, url) as q:
+        yield q
+
+
+def test_delay_lands_in_scheduled_and_runs_when_due(queue, r, start_worker) -> None:
+    task = queue.enqueue("echo", delay=0.4, text="later")
+    assert r.hget(task.key, "state") == b"scheduled"
+    due = r.zscore(queue.keys.scheduled, task.id)
+    assert 0 < due - time.time() * 1000 <= 400
+    validator("task.schema.json").validate(as_text(r.hgetall(task.key)))
+    start_worker(**FAST)
+    assert task.wait(timeout=10) == "later"
+    info = task.refresh()
+    assert info is not None and info.queued_for is not None and info.queued_for >= 0.35
+
+
+def test_at_a_datetime_and_at_front(queue, r) -> None:
+    when = datetime.now(UTC) + timedelta(hours=1)
+    later = queue.enqueue("echo", at=when, text="x")
+    assert r.zscore(queue.keys.scheduled, later.id) == int(when.timestamp() * 1000)
+    first = queue.enqueue("echo", text="first")
+    urgent = queue.enqueue("echo", at_front=True, text="urgent")
+    assert queue.task_ids() == [urgent.id, first.id]
+
+
+def test_a_custom_id_is_unique_while_unfinished(queue, r, start_worker) -> None:
+    queue.enqueue("echo", task_id="report-42", text="v1")
+    with pytest.raises(TaskExists):
+        queue.enqueue("echo", task_id="report-42", text="v2")
+    start_worker()
+    assert queue.fetch("report-42").wait(timeout=10) == "v1"
+    again = queue.enqueue("echo", task_id="report-42", text="v3")  # finished: replaced
+    assert again.wait(timeout=10) == "v3"
+    assert r.hget(again.key, "claims") == b"1"
+
+
+def test_ttl_expires_a_task_that_waited_too_long(queue, r, start_worker) -> None:
+    task = queue.enqueue("echo", ttl=5, text="stale")
+    r.hset(task.key, "pending-created", "2020-01-01T00:00:00.000000Z")
+    start_worker()
+    with pytest.raises(TaskFailed) as caught:
+        task.wait(timeout=10)
+    assert caught.value.code == "expired" and task.outcome == "expired"
+    assert queue.failed() == [task]
+    validator("task.schema.json").validate(as_text(r.hgetall(task.key)))
+
+
+def test_result_and_failure_ttls(queue, r, start_worker) -> None:
+    start_worker(result_ttl=100, failure_ttl=200)
+    default = queue.enqueue("echo", text="x")
+    own = queue.enqueue("echo", result_ttl=30, text="x")
+    forever = queue.enqueue("echo", result_ttl=-1, text="x")
+    failing = queue.enqueue("fail", message="x")
+    for task in (default, own, forever):
+        task.wait(timeout=10)
+    with pytest.raises(TaskFailed):
+        failing.wait(timeout=10)
+    assert 90 < r.ttl(default.key) <= 100 and 20 < r.ttl(own.key) <= 30
+    assert r.ttl(forever.key) == -1 and 190 < r.ttl(failing.key) <= 200
+    assert [t.id for t in queue.succeeded()][:3] == [forever.id, own.id, default.id]
+
+
+def test_a_diamond_of_dependencies(queue, r, start_worker) -> None:
+    a = queue.enqueue("sleep", seconds=0.3)
+    b = queue.enqueue("sleep", seconds=0.5)
+    c = queue.enqueue("add", depends_on=[a, b.id], a=1, b=2)
+    assert r.hmget(c.key, "state", "waiting-for") == [b"waiting", b"2"]
+    assert json.loads(r.hget(c.key, "depends-on")) == [a.id, b.id]
+    validator("task.schema.json").validate(as_text(r.hgetall(c.key)))
+    start_worker(concurrency=2)
+    assert c.wait(timeout=20) == 3
+    started = r.hget(c.key, "executing-created").decode()
+    assert started > r.hget(a.key, "finished-created").decode()
+    assert started > r.hget(b.key, "finished-created").decode()
+    assert r.hget(c.key, "claims") == b"1"
+    assert not r.exists(queue.keys.dependents(a.id)) and not r.exists(queue.keys.releasing)
+
+
+def test_a_failed_parent_fails_its_dependents_down_the_chain(queue, r, start_worker) -> None:
+    parent = queue.enqueue("fail", message="no")
+    child = queue.enqueue("echo", depends_on=parent, text="x")
+    grandchild = queue.enqueue("echo", depends_on=child, text="y")
+    start_worker()
+    for task in (child, grandchild):
+        with pytest.raises(TaskFailed) as caught:
+            task.wait(timeout=10)
+        assert caught.value.code == "dependency-failed"
+    with pytest.raises(DependencyError, match="without success"):
+        queue.enqueue("echo", depends_on=parent, text="z")
+    with pytest.raises(DependencyError, match="does not exist"):
+        queue.enqueue("echo", depends_on="no-such-task", text="z")
+
+
+def test_callbacks_run_as_ordinary_tasks(queue, r, start_worker) -> None:
+    start_worker()
+    good = queue.enqueue("add", on_success=taskfns.noted, a=2, b=2)
+    bad = queue.enqueue("fail", on_failure="noted", message="broke")
+    good.wait(timeout=10)
+    with pytest.raises(TaskFailed):
+        bad.wait(timeout=10)
+    told = queue.fetch(callback_id(good.id))
+    assert told is not None
+    assert told.wait(timeout=10) == {"id": good.id, "outcome": "successful", "value": 4,
+                                     "error": None}  # fmt: skip
+    assert queue.fetch(callback_id(bad.id)).wait(timeout=10)["error"] == {
+        "code": "exception", "reason": "broke"}  # fmt: skip
+    assert r.hget(told.key, "callback-of") == good.id.encode()
+
+
+def test_cancel_a_pending_and_a_running_task(queue, r, start_worker) -> None:
+    waiting = queue.enqueue("echo", text="never")
+    pubsub = r.pubsub()
+    pubsub.subscribe(queue.keys.results)
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    assert waiting.cancel() == "cancelled"
+    assert pubsub.get_message(timeout=5)["data"] == waiting.key.encode()
+    assert r.llen(queue.keys.pending) == 0 and waiting.outcome == "cancelled"
+    pubsub.close()
+    start_worker(**FAST)
+    running = queue.enqueue("sleep", seconds=30)
+    assert running.wait_started(timeout=10)
+    assert running.cancel() == "requested"
+    with pytest.raises(TaskFailed) as caught:
+        running.wait(timeout=10)
+    assert caught.value.code == "cancelled"
+    assert waiting.cancel() == "finished"
+    assert queue.enqueue("echo", text="next").wait(timeout=10) == "next"
+
+
+def test_cancel_typed_into_redis_cli_before_the_claim(queue, r, start_worker) -> None:
+    task = queue.enqueue("echo", text="x")
+    r.hset(task.key, "cancel-requested", "1")
+    start_worker()
+    with pytest.raises(TaskFailed, match="cancelled"):
+        task.wait(timeout=10)
+
+
+def test_wait_started_and_time_taken(queue, start_worker) -> None:
+    task = queue.enqueue("sleep", seconds=0.3)
+    assert task.wait_started(timeout=0.05) is False
+    start_worker()
+    assert task.wait_started(timeout=10) is True
+    task.wait(timeout=10)
+    info = task.refresh()
+    assert info is not None and 0.25 <= info.time_taken < 5
+
+
+def test_inspection_and_housekeeping(queue, r) -> None:
+    tasks = queue.enqueue_many([("echo", {"text": str(i)}) for i in range(5)])
+    assert queue.task_ids() == [t.id for t in tasks]
+    assert queue.task_ids(start=1, count=2) == [tasks[1].id, tasks[2].id]
+    assert queue.tasks(count=1) == [tasks[0]]
+    queue.enqueue("echo", delay=60, text="later")
+    assert len(queue.scheduled()) == 1
+    assert queue.empty() == 5 and len(queue) == 0 and not r.exists(tasks[0].key)
+    queue.delete()
+    assert r.keys(f"{queue.name}:*") == []
+
+
+def test_eager_mode_writes_what_a_worker_writes(url, queue_name, r) -> None:
+    eager = Queue(queue_name, url, is_async=False)
+    pubsub = r.pubsub()
+    pubsub.subscribe(eager.keys.results)
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    task = eager.enqueue("add", a=1, b=2, on_success="noted")
+    assert task.result == 3
+    fields = as_text(r.hgetall(task.key))
+    validator("task.schema.json").validate(fields)
+    assert fields["result"] == "successful" and fields["worker"] == "eager"
+    assert pubsub.get_message(timeout=2)["data"] == task.key.encode()
+    assert eager.fetch(callback_id(task.id)).result["value"] == 3
+    child = eager.enqueue("echo", depends_on=task, text="after")
+    assert child.result == "after"
+    with pytest.raises(TaskFailed):
+        eager.enqueue("fail", message="x").wait(timeout=1)
+    assert r.llen(eager.keys.pending) == 0 and r.llen(eager.keys.executing) == 0
+    pubsub.close()
+    eager.close()
+
+
+def test_the_task_decorator(url, queue_name, r, monkeypatch, start_worker) -> None:
+    monkeypatch.setenv("DOTHIS_REDIS_URL", url)
+    task = taskfns.add_later.delay(3, 4)  # positional arguments bound to a and b
+    assert task.queue.name == "dothis"
+    fields = as_text(r.hgetall(task.key))
+    assert json.loads(fields["args"]) == {"a": 3, "b": 4}
+    assert fields["attempts"] == "3" and fields["description"] == "adds with defaults"
+    other = taskfns.add_later.enqueue(1, b=1, queue=queue_name, attempts=1)
+    assert other.queue.name == queue_name and r.hget(other.key, "attempts") == b"1"
+    start_worker()
+    assert other.wait(timeout=10) == 2
+    assert taskfns.add_later(2, 2) == 4  # still a plain function
+
+
+def test_the_retask_api(url, queue_name, redis_server) -> None:
+    from dothis.retask import Queue as RetaskQueue
+    from dothis.retask import Task as RetaskTask
+
+    assert RetaskQueue("x", {"port": 1}).connect() is False
+    producer = RetaskQueue(queue_name, {"port": redis_server.port})
+    consumer = RetaskQueue(queue_name, {"port": redis_server.port})
+    assert producer.connect() and consumer.connect()
+    job = producer.enqueue(RetaskTask({"user": "kushal", "url": "https://example.com"}))
+    assert job.result is None and producer.length == 1
+    task = consumer.wait(wait_time=5)
+    assert task is not None and task.data["user"] == "kushal"
+    assert consumer.dequeue() is None
+    assert consumer.send(task, f"received {task.data['user']}")
+    assert job.wait(5) and job.result == "received kushal"
+    consumer.close()
+    producer.close()
+
+
+def test_periodic_fires_each_occurrence_once_across_three_workers(
+    url, queue_name, r, spawn_worker
+) -> None:
+    workers = [spawn_worker("--worker-id", f"p{i}", modules=("periodic_tasks",))
+               for i in range(3)]  # fmt: skip
+    wait_until(lambda: r.hget(f"{queue_name}:periodic", "tick"), timeout=15)  # armed
+    deadline = time.monotonic() + 4.5
+    while time.monotonic() < deadline:
+        assert all(w.process.poll() is None for w in workers)
+        time.sleep(0.1)  # the run's length itself is the point: occurrences keep coming
+    ids = [k.decode().split(":task:", 1)[1] for k in r.keys(f"{queue_name}:task:tick@*")]
+    assert len(ids) >= 3
+    occurrences = sorted(ids)
+    assert len(set(occurrences)) == len(occurrences)
+    stamps = [datetime.strptime(i.split("@", 1)[1], "%Y-%m-%dT%H:%M:%S.%fZ") for i in occurrences]
+    assert all((b - a).total_seconds() == 1 for a, b in pairwise(stamps))
+    wait_until(lambda: all(r.hget(f"{queue_name}:task:{i}", "result") for i in ids), timeout=10)
+    for task_id in ids:
+        assert r.hmget(f"{queue_name}:task:{task_id}", "claims", "result-value") == [
+            b"1", b'"tock"']  # fmt: skip
