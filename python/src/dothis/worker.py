@@ -334,6 +334,8 @@ class Worker:
                     await self._register()
             except REDIS_ERRORS as error:
                 log.debug("heartbeat failed (%s); retrying", error)
+            except Exception:
+                log.exception("heartbeat failed; retrying")
 
     async def _reap_loop(self) -> None:
         while True:
@@ -342,6 +344,8 @@ class Worker:
                 await self.reaper.sweep()
             except REDIS_ERRORS as error:
                 log.debug("recovery sweep failed (%s); retrying", error)
+            except Exception:  # a background loop must not die: log it and go on
+                log.exception("recovery sweep failed; retrying at the next pass")
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -349,6 +353,9 @@ class Worker:
                 promoted = await self.promote_due()
             except REDIS_ERRORS as error:
                 log.debug("promoting scheduled tasks failed (%s); retrying", error)
+                promoted = 0
+            except Exception:
+                log.exception("promoting scheduled tasks failed; retrying")
                 promoted = 0
             if promoted < PROMOTE_BATCH:
                 await asyncio.sleep(self.options.schedule_ms / 1000 * random.uniform(0.8, 1.2))
@@ -364,6 +371,8 @@ class Worker:
                 await scheduler.tick()
             except REDIS_ERRORS as error:
                 log.debug("firing schedules failed (%s); retrying", error)
+            except Exception:
+                log.exception("firing schedules failed; retrying")
             await asyncio.sleep(min(1.0, shortest / 4) * random.uniform(0.8, 1.0))
 
     async def _cancel_loop(self) -> None:
@@ -378,11 +387,11 @@ class Worker:
                 pipe = self.client.pipeline(transaction=False)
                 for task_id in waiting:
                     pipe.hexists(self.keys.task(task_id), "cancel-requested")
-                flags = await pipe.execute()
+                flags = await pipe.execute(raise_on_error=False)
             except REDIS_ERRORS:
                 continue
             for (task_id, event), requested in zip(waiting.items(), flags, strict=True):
-                if requested:
+                if requested is True or requested == 1:
                     log.info("task %s: cancel requested; stopping it", task_id)
                     event.set()
 
@@ -422,15 +431,20 @@ class Worker:
                 )  # fmt: skip
                 delay = 0.1
                 if outage is not None:
-                    log.warning("reconnected to Redis at %s after %.1f s; claiming again",
-                                self.url, self._loop_time() - outage)  # fmt: skip
+                    log.warning("claiming from %s again after %.1f s", self.keys.pending,
+                                self._loop_time() - outage)  # fmt: skip
                     outage = None
-            except REDIS_ERRORS as error:
+            except (*REDIS_ERRORS, redis.ResponseError) as error:
                 slots.release()
                 if outage is None:  # one line per outage, not one per retry
                     outage = self._loop_time()
-                    log.warning("lost Redis at %s (%s); reconnecting with backoff", self.url,
-                                error)  # fmt: skip
+                    if isinstance(error, redis.ResponseError):
+                        log.error("cannot claim from %s: %s (is a key of the queue of the wrong "
+                                  "type? SPEC.md 2.1); retrying with backoff", self.keys.pending,
+                                  error)  # fmt: skip
+                    else:
+                        log.warning("lost Redis at %s (%s); reconnecting with backoff", self.url,
+                                    error)  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue

@@ -47,7 +47,7 @@ OPTIONS = ("--lease-ms", "1000", "--heartbeat-ms", "250", "--reap-ms", "250",
            "--concurrency", "2", "--max-fields", str(MAX_FIELDS),
            "--max-value-bytes", str(MAX_VALUE))  # fmt: skip
 REGISTERED = {"add", "echo", "fail", "poison", "record", "sleep", "sink", "not_a_number"}
-BATCHES, BATCH = size(10, 40), size(50, 250)
+BATCHES, BATCH = size(10, 200), 50
 
 
 def rejected_validator() -> Draft202012Validator:
@@ -495,11 +495,6 @@ def survived(target: Target) -> tuple[bool, str]:
     return True, "worker alive"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker exits: WRONGTYPE from BLMOVE is a ResponseError, which the claim loop does "
-    "not catch (it catches only connection errors), so serve() ends and the process exits 1",
-)
 def test_pending_of_the_wrong_type_for_a_moment(lone: Target, table) -> None:
     """``<queue>:pending`` holds a string for a moment: the worker keeps running and runs the
     tasks queued once the list is back."""
@@ -516,11 +511,6 @@ def test_pending_of_the_wrong_type_for_a_moment(lone: Target, table) -> None:
     wait_all_finished(lone.history, client, queue, timeout=30, fleet=lone.fleet)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker exits: BLMOVE into an executing key of the wrong type replies WRONGTYPE, a "
-    "ResponseError the claim loop does not catch",
-)
 def test_executing_of_the_wrong_type_while_tasks_wait(lone: Target, table) -> None:
     """``<queue>:executing`` holds a string while tasks wait in pending: the worker keeps
     running and runs them once the list is back."""
@@ -539,12 +529,6 @@ def test_executing_of_the_wrong_type_while_tasks_wait(lone: Target, table) -> No
     assert all(history.executions()[f"waiting{number}"] == 1 for number in range(5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reaper stops for good: LRANGE on an executing key of the wrong type raises a "
-    "ResponseError that the reap loop does not catch, so its asyncio task ends silently and "
-    "no entry is recovered any more",
-)
 def test_reaper_survives_executing_of_the_wrong_type(lone: Target, table) -> None:
     """``<queue>:executing`` holds a string for a few reaper passes; afterwards the reaper still
     recovers an ownerless entry (its claimer died between LMOVE and start) within
