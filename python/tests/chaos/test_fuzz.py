@@ -466,6 +466,7 @@ def test_fuzzed_inputs(target: Target, table) -> None:
     idle = tree_cpu(target.pid) - idle_start
     row.notes.append(f"idle CPU over 2 s: {idle:.2f} s")
     assert idle < 0.5, f"the worker spins: {idle:.2f} s of CPU in 2 s idle"
+    assert total >= 0.9 * BATCHES * BATCH, f"hypothesis ran only {total} inputs"
     assert cpu < 0.05 * total + 10, f"{cpu:.1f} s of CPU for {total} inputs"
     target.fleet.check_alive()
 
