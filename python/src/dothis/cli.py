@@ -42,7 +42,15 @@ def main() -> None:
 
 @main.command()
 @url_option
-@queue_option
+@click.option(
+    "--queue",
+    "-q",
+    "queues",
+    multiple=True,
+    default=(DEFAULT_QUEUE,),
+    show_default=True,
+    help="Queue to serve; repeat for several, highest priority first.",
+)
 @click.option("--concurrency", "-c", default=1, show_default=True, help="Tasks run at once.")
 @click.option(
     "--pool",
@@ -102,7 +110,7 @@ def main() -> None:
 @click.argument("modules", nargs=-1, required=True)
 def worker(
     url: str | None,
-    queue: str,
+    queues: tuple[str, ...],
     concurrency: int,
     pool: str,
     timeout: float | None,
@@ -148,7 +156,7 @@ def worker(
             max_value_bytes=max_value_bytes,
             max_fields=max_fields,
         )
-        runner = Worker(queue, url, worker_id=worker_id, options=options)
+        runner = Worker(list(queues), url, worker_id=worker_id, options=options)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     try:
@@ -282,5 +290,19 @@ def failed(
                     f"{task.id}  {info.fields.get('finished-created')}  {info.function}  "
                     f"{code}: {reason[:100]}"
                 )
+    except DothisError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command()
+@url_option
+@queue_option
+@click.argument("task_ids", nargs=-1, required=True)
+def cancel(url: str | None, queue: str, task_ids: tuple[str, ...]) -> None:
+    """Cancel tasks: at once if they have not started, by request if they are running."""
+    try:
+        with Queue(queue, url) as target:
+            for task_id in task_ids:
+                click.echo(f"{task_id}  {target.cancel(task_id)}")
     except DothisError as error:
         raise click.ClickException(str(error)) from error

@@ -14,17 +14,17 @@ import logging
 import os
 import random
 import signal
-import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
-from dothis import codec
-from dothis.connection import connect_async, resolve_url, unreachable
+from dothis.connection import connect_async, resolve_url
+from dothis.lanes import PROMOTE_BATCH, Lane, check_redis, worker_fields
 from dothis.pool import ProcessPool
 from dothis.protocol import (
     DEFAULT_FAILURE_TTL,
@@ -40,15 +40,11 @@ from dothis.protocol import (
     DEFAULT_RETRY_MAX_MS,
     DEFAULT_SCHEDULE_MS,
     ID_MAX_BYTES,
-    PROTOCOL_VERSION,
     Keys,
     check_name,
-    now_iso,
-    now_ms,
 )
-from dothis.reaper import Reaper
 from dothis.registry import Registry, default_registry
-from dothis.runner import REDIS_ERRORS, Runner
+from dothis.runner import REDIS_ERRORS
 from dothis.schedules import Scheduler
 from dothis.scripts import Scripts
 
@@ -57,7 +53,7 @@ log = logging.getLogger("dothis.worker")
 # Fault injection for the crash tests (SPEC.md 9.5): DOTHIS_CRASH_AT=<step> makes the worker
 # SIGKILL itself right after that step of its first task.
 CRASH_STEPS = ("claimed", "started", "ran", "finished")
-PROMOTE_BATCH = 100
+MULTI_QUEUE_BLOCK_SECONDS = 0.25
 
 
 def _crash_step() -> str | None:
@@ -109,16 +105,23 @@ class WorkerOptions:
 
 
 class Worker:
+    """Serves one queue, or several in priority order (``queue=["high", "low"]``)."""
+
     def __init__(
         self,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | Sequence[str] = DEFAULT_QUEUE,
         url: str | None = None,
         *,
         registry: Registry | None = None,
         worker_id: str | None = None,
         options: WorkerOptions | None = None,
     ) -> None:
-        self.keys = Keys(queue)
+        self.queues = [queue] if isinstance(queue, str) else list(dict.fromkeys(queue))
+        if not self.queues:
+            raise ValueError("a worker serves at least one queue")
+        self.keys = Keys(self.queues[0])
+        for name in self.queues[1:]:
+            Keys(name)  # checks the name
         self.url = resolve_url(url)
         self.registry = registry if registry is not None else default_registry
         self.id = check_name(worker_id or str(uuid.uuid4()), "worker id", ID_MAX_BYTES)
@@ -128,13 +131,18 @@ class Worker:
         self._wakeup: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._running: dict[asyncio.Task[None], bytes] = {}
+        self._running: dict[asyncio.Task[None], tuple[Lane, bytes]] = {}
         self._crash_at = _crash_step()
-        self.runner: Runner | None = None
+        self.lanes: list[Lane] = []
+
+    @property
+    def runner(self) -> Any:
+        """The first queue's runner (the only one for a one-queue worker)."""
+        return self.lanes[0].runner if self.lanes else None
 
     @property
     def processed(self) -> int:
-        return self.runner.processed if self.runner else 0
+        return sum(lane.runner.processed for lane in self.lanes)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -173,7 +181,7 @@ class Worker:
         self.blocking = connect_async(self.url, blocking_seconds=self.options.block_seconds)
         self.scripts = Scripts(self.client)
         try:
-            await self._check_redis()
+            await check_redis(self.client, self.url)
         except BaseException:
             await self._close_clients()
             raise
@@ -188,16 +196,15 @@ class Worker:
         if main_thread:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(signum, self._on_signal, signum)
-        self.runner = Runner(self.client, self.scripts, self.keys, self.id, self.options,
-                             self.registry, pool if executor is None else None, executor,
-                             self._crash_point, self.forced)  # fmt: skip
-        self.reaper = Reaper(self.client, self.scripts, self.keys, self.id,
-                             self.options.lease_ms, self.options.max_claims,
-                             self.runner.followups)  # fmt: skip
+        runner_args = (pool if executor is None else None, executor, self._crash_point,
+                       self.forced)  # fmt: skip
+        self.lanes = [Lane(self, name, runner_args) for name in self.queues]
         try:
-            await self._register()
-            log.info("worker %s serving queue %s on %s (%s pool of %d) with %d function(s): %s",
-                     self.id, self.keys.queue, self.url, self.options.pool,
+            fields = worker_fields(self)
+            for lane in self.lanes:
+                await lane.register(fields)
+            log.info("worker %s serving %s on %s (%s pool of %d) with %d function(s): %s",
+                     self.id, ", ".join(self.queues), self.url, self.options.pool,
                      self.options.concurrency, len(self.registry),
                      ", ".join(self.registry.names()))  # fmt: skip
             background = [asyncio.create_task(self._heartbeat_loop()),
@@ -226,84 +233,20 @@ class Worker:
         await self.client.aclose()
         await self.blocking.aclose()
 
-    async def _check_redis(self) -> None:
-        try:
-            await self.client.ping()
-        except REDIS_ERRORS as error:
-            raise unreachable(self.url, error) from error
-        try:
-            config: dict[Any, Any] = await self.client.config_get("maxmemory-policy")
-        except redis.ResponseError:
-            return  # CONFIG is disabled on some hosted Redis; nothing to check then
-        policy = config.get(b"maxmemory-policy")
-        try:
-            persistence: dict[Any, Any] = await self.client.config_get("appendonly")
-        except redis.ResponseError:
-            persistence = {}
-        if persistence.get(b"appendonly") == b"no":
-            log.info(
-                "Redis has appendonly no: a Redis crash can lose acknowledged tasks "
-                "(SPEC.md 4.4); use appendonly yes with appendfsync everysec or always"
-            )
-        if policy not in (None, b"noeviction"):
-            log.warning(
-                "Redis maxmemory-policy is %s: it can evict task hashes and worker keys "
-                "and lose tasks; set maxmemory-policy noeviction",
-                policy.decode(),
-            )
-
-    def _worker_fields(self) -> dict[str, str]:
-        from dothis import __version__
-
-        now = now_iso()
-        return {
-            "id": self.id,
-            "host": socket.gethostname(),
-            "pid": str(os.getpid()),
-            "language": "python",
-            "version": __version__,
-            "protocol": str(PROTOCOL_VERSION),
-            "queues": codec.encode([self.keys.queue]),
-            "functions": codec.encode(self.registry.names()),
-            "concurrency": str(self.options.concurrency),
-            "started": now,
-            "heartbeat": now,
-        }
-
-    async def _register(self) -> None:
-        key = self.keys.worker(self.id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping=cast(Any, self._worker_fields()))
-        pipe.pexpire(key, self.options.lease_ms)
-        await pipe.execute()
-
     async def _leave(self) -> None:
         try:
             if self._running:  # forced: give every running task back now
-                await self.client.delete(self.keys.worker(self.id))
-                for job, entry in list(self._running.items()):
+                for lane in self.lanes:
+                    await self.client.delete(lane.keys.worker(self.id))
+                for job, (lane, entry) in list(self._running.items()):
                     job.cancel()
-                    await self._release(entry)
-            await self.client.delete(self.keys.worker(self.id))
+                    await lane.release(entry)
+            for lane in self.lanes:
+                await self.client.delete(lane.keys.worker(self.id))
         except REDIS_ERRORS as error:
-            log.warning(
-                "could not remove worker key %s (%s); it expires with its lease",
-                self.keys.worker(self.id),
-                error,
-            )
+            log.warning("could not remove the worker keys of %s (%s); they expire with the lease",
+                        self.id, error)  # fmt: skip
         log.info("worker %s stopped after %d task(s)", self.id, self.processed)
-
-    async def _release(self, entry: bytes) -> None:
-        """Return one of this worker's running tasks to pending (recover.lua, not a loss)."""
-        task_id, _ = self.keys.parse_entry(entry)
-        if task_id is None:
-            return
-        key = self.keys.task(task_id)
-        await self.scripts.recover(
-            keys=[key, self.keys.executing, self.keys.pending, self.keys.failed,
-                  self.keys.dependents(task_id), self.keys.releasing, self.keys.worker(self.id)],
-            args=[entry, self.id, 0, now_iso(), self.keys.results, key, task_id, now_ms()],
-        )  # fmt: skip
 
     async def _drain(self) -> None:
         while self._running and not self.forced.is_set():
@@ -317,143 +260,120 @@ class Worker:
                 if job not in self._running:
                     job.cancel()
 
-    # -- background: lease, recovery, scheduled tasks ---------------------------------------
+    # -- background: lease, recovery, scheduled tasks, cancels, schedules ---------------------
+
+    async def _every(self, seconds: float, what: str, action: Any) -> None:
+        """Run ``action`` forever, ``seconds`` apart (jittered); a failure is logged, not fatal."""
+        while True:
+            await asyncio.sleep(seconds * random.uniform(0.8, 1.2))
+            try:
+                await action()
+            except REDIS_ERRORS as error:
+                log.debug("%s failed (%s); retrying", what, error)
+            except Exception:
+                log.exception("%s failed; retrying", what)
 
     async def _heartbeat_loop(self) -> None:
-        key = self.keys.worker(self.id)
-        while True:
-            await asyncio.sleep(self.options.heartbeat_ms / 1000)
-            try:
-                pipe = self.client.pipeline(transaction=True)
-                pipe.hset(key, "heartbeat", now_iso())
-                pipe.pexpire(key, self.options.lease_ms)
-                added, _ = await pipe.execute()
-                if added:  # the field was new: the key had expired
-                    log.warning("worker key %s had expired (the worker was stalled or Redis lost "
-                                "it); its tasks may run elsewhere too", key)  # fmt: skip
-                    await self._register()
-            except REDIS_ERRORS as error:
-                log.debug("heartbeat failed (%s); retrying", error)
-            except Exception:
-                log.exception("heartbeat failed; retrying")
+        fields = worker_fields(self)
+
+        async def beat() -> None:
+            for lane in self.lanes:
+                await lane.heartbeat(fields)
+
+        await self._every(self.options.heartbeat_ms / 1000 / 1.2, "heartbeat", beat)
 
     async def _reap_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.reap_ms / 1000 * random.uniform(0.8, 1.2))
-            try:
-                await self.reaper.sweep()
-            except REDIS_ERRORS as error:
-                log.debug("recovery sweep failed (%s); retrying", error)
-            except Exception:  # a background loop must not die: log it and go on
-                log.exception("recovery sweep failed; retrying at the next pass")
+        async def sweep() -> None:
+            for lane in self.lanes:
+                await lane.reaper.sweep()
+
+        await self._every(self.options.reap_ms / 1000, "recovery sweep", sweep)
 
     async def _schedule_loop(self) -> None:
-        while True:
-            try:
-                promoted = await self.promote_due()
-            except REDIS_ERRORS as error:
-                log.debug("promoting scheduled tasks failed (%s); retrying", error)
-                promoted = 0
-            except Exception:
-                log.exception("promoting scheduled tasks failed; retrying")
-                promoted = 0
-            if promoted < PROMOTE_BATCH:
-                await asyncio.sleep(self.options.schedule_ms / 1000 * random.uniform(0.8, 1.2))
+        async def promote() -> None:
+            for lane in self.lanes:
+                while await lane.promote_due() == PROMOTE_BATCH:
+                    pass
+
+        await self._every(self.options.schedule_ms / 1000, "promoting scheduled tasks", promote)
 
     async def _periodic_loop(self) -> None:
-        """Fire the registry's periodic and cron schedules (fire.lua: once per occurrence)."""
+        """Fire the registry's periodic and cron schedules into the first queue."""
         if not self.registry.schedules:
             return
         scheduler = Scheduler(self.client, self.scripts, self.keys, self.registry.schedules)
         shortest = min((s.every for s in self.registry.schedules if s.every), default=1.0)
-        while True:
-            try:
-                await scheduler.tick()
-            except REDIS_ERRORS as error:
-                log.debug("firing schedules failed (%s); retrying", error)
-            except Exception:
-                log.exception("firing schedules failed; retrying")
-            await asyncio.sleep(min(1.0, shortest / 4) * random.uniform(0.8, 1.0))
+        await self._every(min(1.0, shortest / 4), "firing schedules", scheduler.tick)
 
     async def _cancel_loop(self) -> None:
         """Stop running tasks whose hash got cancel-requested (cancel.lua, or by hand)."""
-        assert self.runner is not None
-        while True:
-            await asyncio.sleep(self.options.cancel_check_ms / 1000)
-            waiting = dict(self.runner.cancels)
-            if not waiting:
-                continue
-            try:
+
+        async def check() -> None:
+            for lane in self.lanes:
+                waiting = dict(lane.runner.cancels)
+                if not waiting:
+                    continue
                 pipe = self.client.pipeline(transaction=False)
                 for task_id in waiting:
-                    pipe.hexists(self.keys.task(task_id), "cancel-requested")
+                    pipe.hexists(lane.keys.task(task_id), "cancel-requested")
                 flags = await pipe.execute(raise_on_error=False)
-            except REDIS_ERRORS:
-                continue
-            for (task_id, event), requested in zip(waiting.items(), flags, strict=True):
-                if requested is True or requested == 1:
-                    log.info("task %s: cancel requested; stopping it", task_id)
-                    event.set()
+                for (task_id, event), requested in zip(waiting.items(), flags, strict=True):
+                    if requested is True or requested == 1:
+                        log.info("task %s: cancel requested; stopping it", task_id)
+                        event.set()
 
-    async def promote_due(self) -> int:
-        """Move due entries of <queue>:scheduled to pending (promote.lua); how many moved."""
-        now = now_ms()
-        due = cast(
-            list[bytes],
-            await self.client.zrangebyscore(
-                self.keys.scheduled, "-inf", now, start=0, num=PROMOTE_BATCH
-            ),
-        )
-        if not due:
-            return 0
-        pipe = self.client.pipeline(transaction=False)
-        for entry in due:
-            task_id, _ = self.keys.parse_entry(entry)
-            # An invalid id gets no key of its own; the claim that follows rejects it.
-            key = self.keys.task(task_id) if task_id is not None else self.keys.task_prefix
-            await self.scripts.promote(keys=[key, self.keys.scheduled, self.keys.pending],
-                                       args=[entry, now], client=pipe)  # fmt: skip
-        return sum(await pipe.execute())
+        await self._every(self.options.cancel_check_ms / 1000, "checking cancels", check)
 
     # -- claiming ---------------------------------------------------------------------------
+
+    async def _claim(self) -> tuple[Lane, bytes] | None:
+        """The next entry, moved into its queue's executing list: queues in priority order."""
+        lanes = self.lanes
+        if len(lanes) > 1:
+            for lane in lanes:
+                moved = await self.client.lmove(lane.keys.pending, lane.keys.executing,
+                                                "RIGHT", "LEFT")  # fmt: skip
+                if moved is not None:
+                    return lane, cast(bytes, moved)
+        block = self.options.block_seconds if len(lanes) == 1 else MULTI_QUEUE_BLOCK_SECONDS
+        first = lanes[0]
+        entry = await self.blocking.blmove(
+            first.keys.pending, first.keys.executing,
+            cast(int, block),  # BLMOVE takes fractions of a second
+            "RIGHT", "LEFT",
+        )  # fmt: skip
+        return None if entry is None else (first, cast(bytes, entry))
 
     async def _claim_loop(self) -> None:
         slots = asyncio.Semaphore(self.options.concurrency)
         delay = 0.1
         outage: float | None = None
-        assert self.runner is not None
         while await self._free_slot(slots):
             try:
-                entry = await self.blocking.blmove(
-                    self.keys.pending, self.keys.executing,
-                    cast(int, self.options.block_seconds),  # BLMOVE takes fractions of a second
-                    "RIGHT", "LEFT",
-                )  # fmt: skip
+                claimed = await self._claim()
                 delay = 0.1
                 if outage is not None:
-                    log.warning("claiming from %s again after %.1f s", self.keys.pending,
-                                self._loop_time() - outage)  # fmt: skip
+                    log.warning("claiming again after %.1f s", self._loop_time() - outage)
                     outage = None
             except (*REDIS_ERRORS, redis.ResponseError) as error:
                 slots.release()
                 if outage is None:  # one line per outage, not one per retry
                     outage = self._loop_time()
                     if isinstance(error, redis.ResponseError):
-                        log.error("cannot claim from %s: %s (is a key of the queue of the wrong "
-                                  "type? SPEC.md 2.1); retrying with backoff", self.keys.pending,
-                                  error)  # fmt: skip
+                        log.error("cannot claim: %s (is a key of the queue of the wrong type? "
+                                  "SPEC.md 2.1); retrying with backoff", error)  # fmt: skip
                     else:
                         log.warning("lost Redis at %s (%s); reconnecting with backoff", self.url,
                                     error)  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if entry is None:
+            if claimed is None:
                 slots.release()
                 continue
-            claimed = cast(bytes, entry)
-            job = asyncio.create_task(self.runner.process(claimed))
-            self._running[job] = claimed
+            lane, entry = claimed
+            job = asyncio.create_task(lane.runner.process(entry))
+            self._running[job] = (lane, entry)
             job.add_done_callback(functools.partial(self._done, slots))
 
     async def _free_slot(self, slots: asyncio.Semaphore) -> bool:

@@ -14,6 +14,7 @@ from support import wait_until
 
 from dothis import DependencyError, Queue, TaskExists, TaskFailed
 from dothis.followups import callback_id
+from dothis.protocol import Field
 from integration.test_producer import as_text, validator
 
 pytestmark = pytest.mark.integration
@@ -255,3 +256,26 @@ def test_periodic_fires_each_occurrence_once_across_three_workers(
     for task_id in ids:
         assert r.hmget(f"{queue_name}:task:{task_id}", "claims", "result-value") == [
             b"1", b'"tock"']  # fmt: skip
+
+
+def test_a_worker_serves_queues_in_priority_order(url, queue_name, r, start_worker) -> None:
+    from support import WorkerThread
+
+    from dothis import Worker, WorkerOptions
+
+    high, low = f"{queue_name}-high", f"{queue_name}-low"
+    with Queue(high, url) as urgent, Queue(low, url) as routine:
+        slow = routine.enqueue_many([("echo", {"text": f"low {i}"}) for i in range(3)])
+        fast = urgent.enqueue_many([("echo", {"text": f"high {i}"}) for i in range(3)])
+        worker = Worker([high, low], url, options=WorkerOptions(block_seconds=0.5))
+        thread = WorkerThread(worker)
+        try:
+            for task in (*fast, *slow):
+                task.wait(timeout=10)
+            started = {t.id: t.refresh().get(Field.EXECUTING_CREATED) for t in (*fast, *slow)}
+            assert max(started[t.id] for t in fast) < min(started[t.id] for t in slow)
+            assert r.exists(f"{high}:worker:{worker.id}") and r.exists(f"{low}:worker:{worker.id}")
+            late = routine.enqueue("echo", text="low, while idle")
+            assert late.wait(timeout=5) == "low, while idle"
+        finally:
+            thread.stop()
