@@ -552,3 +552,30 @@ def test_reaper_survives_executing_of_the_wrong_type(lone: Target, table) -> Non
                    f"{note}; ownerless entry recovered afterwards: {reaped}")  # fmt: skip
     assert alive, note
     assert reaped, "no reaper pass recovered the ownerless entry after the fault"
+
+
+def test_executing_of_the_wrong_type_while_tasks_run(lone: Target, table) -> None:
+    """``<queue>:executing`` is swapped for a string while tasks run, so their finish meets
+    WRONGTYPE; once the list is back every task must still end with an outcome."""
+    client, queue, history = lone.client, lone.queue, lone.history
+    executing = f"{queue}:executing"
+    began = time.monotonic()
+    with Queue(queue, lone.fleet.url) as producer:
+        for number in range(2):
+            assert history.enqueue(producer, f"running{number}", args={"seconds": 1.0})
+    poll(lambda: client.llen(executing) == 2, timeout=20)
+    client.rename(executing, f"{executing}-aside")
+    client.set(executing, b"not a list")
+    time.sleep(2.0)  # the fault's duration: both functions return and try to finish meanwhile
+    client.delete(executing)
+    client.rename(f"{executing}-aside", executing)
+    alive, note = survived(lone)
+    try:
+        wait_all_finished(history, client, queue, timeout=15, fleet=lone.fleet)
+        finished = True
+    except AssertionError as error:
+        finished, note = False, f"{note}; {str(error)[:300]}"
+    wrong_type_row(table, "executing (finish)", began, alive and finished, note)
+    assert alive, note
+    assert finished, note
+    poll(lambda: client.llen(executing) == 0, timeout=15)  # a stray entry is reaped, if any
