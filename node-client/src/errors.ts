@@ -90,3 +90,51 @@ export class TaskFailedError extends DothisError {
     this.exception = exception;
   }
 }
+
+/**
+ * A parent named in `dependsOn` cannot be depended on; nothing was written. `reason` is
+ * 'parent-failed' (code dependency-failed: the parent finished without success, so the task could
+ * never run) or 'parent-missing' (code dependency-missing: no task hash with that id exists).
+ * `parentId` names the parent when it could be identified. From enqueueMany, `ids` lists every
+ * task refused for its parents and `enqueuedIds` the tasks of the batch that were enqueued.
+ */
+export class DependencyError extends DothisError {
+  readonly id: string;
+  readonly reason: 'parent-failed' | 'parent-missing';
+  readonly parentId: string | null;
+  readonly ids: readonly string[];
+  readonly enqueuedIds: readonly string[];
+
+  constructor(
+    id: string,
+    reason: 'parent-failed' | 'parent-missing',
+    parentId: string | null,
+    ids: readonly string[] = [id],
+    enqueuedIds: readonly string[] = [],
+  ) {
+    const parent = parentId === null ? 'a parent' : `parent ${JSON.stringify(parentId)}`;
+    const what = reason === 'parent-failed'
+      ? `${parent} finished without success, so it can never run`
+      : `${parent} does not exist in this queue`;
+    const batch = ids.length > 1 || enqueuedIds.length > 0
+      ? `; ${ids.length} task(s) of the batch were refused for their parents, ${enqueuedIds.length} were enqueued`
+      : '';
+    super(`task ${JSON.stringify(id)} was not enqueued: ${what}${batch}`,
+      reason === 'parent-failed' ? 'dependency-failed' : 'dependency-missing');
+    this.id = id;
+    this.reason = reason;
+    this.parentId = parentId;
+    this.ids = ids;
+    this.enqueuedIds = enqueuedIds;
+  }
+}
+
+/** No task hash with this id exists (cancel of an unknown id). */
+export class TaskNotFoundError extends DothisError {
+  readonly id: string;
+
+  constructor(id: string, queue: string) {
+    super(`no task ${JSON.stringify(id)} in queue ${JSON.stringify(queue)}`, 'task-not-found');
+    this.id = id;
+  }
+}

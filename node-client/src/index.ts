@@ -2,11 +2,12 @@
  * dothis: a language-neutral Redis task queue. This package is the Node producer: it enqueues
  * tasks for workers (in any language speaking the protocol) and waits for their results.
  */
-export { Queue, type EnqueueOptions, type QueueOptions, type TaskSpec } from './queue.js';
-export { Task, type TaskInfo, type TaskResult, type TaskState, type WaitOptions } from './task.js';
+export { Queue, type EnqueueOptions, type PageOptions, type QueueOptions, type TaskSpec } from './queue.js';
+export type { TaskRef } from './options.js';
+export { Task, type CancelResult, type TaskInfo, type TaskResult, type TaskState, type WaitOptions } from './task.js';
 export {
-  ConnectionFailedError, DothisError, InvalidArgumentsError, QueueClosedError, TaskExistsError,
-  TaskFailedError, WaitTimeoutError,
+  ConnectionFailedError, DependencyError, DothisError, InvalidArgumentsError, QueueClosedError, TaskExistsError,
+  TaskFailedError, TaskNotFoundError, WaitTimeoutError,
 } from './errors.js';
 export {
   DEFAULTS, ERROR_CODES, FIELDS, KEY_TEMPLATES, LIMITS, OUTCOMES, PROTOCOL, PROTOCOL_VERSION,

@@ -26,3 +26,8 @@ export function buildKey(name: KeyName, vars: { queue: string; id?: string; work
 export const taskKey = (queue: string, id: string): string => buildKey('task', { queue, id });
 export const pendingKey = (queue: string): string => buildKey('pending', { queue });
 export const resultsChannel = (queue: string): string => buildKey('results', { queue });
+export const scheduledKey = (queue: string): string => buildKey('scheduled', { queue });
+export const failedKey = (queue: string): string => buildKey('failed', { queue });
+export const succeededKey = (queue: string): string => buildKey('succeeded', { queue });
+export const dependentsKey = (queue: string, id: string): string => buildKey('dependents', { queue, id });
+export const releasingKey = (queue: string): string => buildKey('releasing', { queue });

@@ -4,12 +4,15 @@ import { randomUUID } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 
 import { DEFAULT_URL, Link } from './connection.js';
-import { InvalidArgumentsError, QueueClosedError, TaskExistsError } from './errors.js';
+import { DependencyError, InvalidArgumentsError, QueueClosedError, TaskExistsError, TaskNotFoundError } from './errors.js';
 import { SCRIPTS } from './generated/scripts.js';
-import { pendingKey, resultsChannel, taskKey } from './protocol.js';
-import { Task, type TaskSource, type WaitOptions } from './task.js';
-import { isoNow } from './time.js';
-import { checkFunctionName, checkId, checkQueueName, checkTaskHash, serializeArgs, type Args } from './validate.js';
+import { planOptions, type EnqueueOptions } from './options.js';
+import {
+  dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, succeededKey, taskKey,
+} from './protocol.js';
+import { Task, type CancelResult, type TaskSource, type WaitOptions } from './task.js';
+import { formatMicros, nowMicros } from './time.js';
+import { checkFunctionName, checkId, checkQueueName, checkTaskHash, describe, serializeArgs, type Args } from './validate.js';
 import { ResultWaits } from './waits.js';
 
 export interface QueueOptions {
@@ -19,25 +22,33 @@ export interface QueueOptions {
   connectTimeout?: number;
 }
 
-export interface EnqueueOptions {
-  /** A custom task id (1..256 bytes of UTF-8, no whitespace or control characters). Default: a random UUID. */
-  id?: string;
-}
+export type { EnqueueOptions } from './options.js';
 
-/** One task for enqueueMany. */
-export interface TaskSpec {
+/** One task for enqueueMany: the function, its args and the options enqueue takes. */
+export interface TaskSpec extends EnqueueOptions {
   fn: string;
   args?: Args;
-  id?: string;
+}
+
+/** A page of a list or registry: skip `start` entries, return at most `count` (default 100). */
+export interface PageOptions {
+  start?: number;
+  count?: number;
 }
 
 interface Prepared {
   id: string;
   key: string;
+  parents: string[];
+  /** KEYS of enqueue.lua. */
+  keys: string[];
+  /** ARGV of enqueue.lua. */
   argv: string[];
 }
 
 const ENQUEUE_COMMAND = 'dothisEnqueue';
+const CANCEL_COMMAND = 'dothisCancel';
+const CANCEL_RESULTS: Readonly<Record<number, CancelResult>> = { 1: 'cancelled', 2: 'requested', 0: 'finished' };
 /** enqueueMany pipelines BATCH scripts at a time and keeps up to WINDOW pipelines in flight. */
 const BATCH = 1000;
 const WINDOW = 8;
@@ -57,12 +68,26 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, map: (item: 
   return results;
 }
 
-type EnqueueCommand = (taskKey: string, pendingKey: string, ...argv: string[]) => Promise<number>;
+/** A script defined with defineCommand: (number of keys, ...keys, ...argv) when numberOfKeys is not fixed. */
+type ScriptCommand = (...keysAndArgv: (string | number)[]) => Promise<number>;
 
-function enqueueVia(target: Redis | ChainableCommander): EnqueueCommand {
-  const command = (target as unknown as Record<string, EnqueueCommand | undefined>)[ENQUEUE_COMMAND];
-  if (!command) throw new Error('enqueue script is not defined on this connection');
+function scriptVia(target: Redis | ChainableCommander, name: string): ScriptCommand {
+  const command = (target as unknown as Record<string, ScriptCommand | undefined>)[name];
+  if (!command) throw new Error(`script ${name} is not defined on this connection`);
   return command.bind(target);
+}
+
+const runEnqueue = (target: Redis | ChainableCommander, task: Prepared): Promise<number> =>
+  scriptVia(target, ENQUEUE_COMMAND)(task.keys.length, ...task.keys, ...task.argv);
+
+function checkPage(options: unknown): { start: number; count: number } {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentsError('options', `must be an object { start?, count? }, got ${describe(options)}`);
+  }
+  const { start = 0, count = 100 } = options as PageOptions;
+  if (!Number.isSafeInteger(start) || start < 0) throw new InvalidArgumentsError('start', `must be an integer >= 0, got ${describe(start)}`);
+  if (!Number.isSafeInteger(count) || count < 0) throw new InvalidArgumentsError('count', `must be an integer >= 0, got ${describe(count)}`);
+  return { start, count };
 }
 
 export class Queue {
@@ -86,7 +111,8 @@ export class Queue {
     const url = options.url ?? process.env.DOTHIS_REDIS_URL ?? DEFAULT_URL;
     this.options = { url, connectTimeout };
     this.link = new Link({ url, connectTimeout, connectionName: 'dothis-producer' });
-    this.link.redis.defineCommand(ENQUEUE_COMMAND, { numberOfKeys: 2, lua: SCRIPTS.enqueue });
+    this.link.redis.defineCommand(ENQUEUE_COMMAND, { lua: SCRIPTS.enqueue });
+    this.link.redis.defineCommand(CANCEL_COMMAND, { numberOfKeys: 6, lua: SCRIPTS.cancel });
     this.url = this.link.url;
     this.taskPrefix = taskKey(this.name, '');
     this.source = {
@@ -94,20 +120,22 @@ export class Queue {
       readFields: (key, fields) => this.readFields(key, fields),
       readHash: (key) => this.readHash(key),
       wait: (id, key, waitOptions) => this.wait(id, key, waitOptions),
+      cancel: (id, key) => this.cancel(id, key),
     };
   }
 
   /**
-   * Creates a task that runs `fn(**args)` on a worker and returns its handle. Rejects with
-   * TaskExistsError when `options.id` is taken (nothing is written), InvalidArgumentsError naming
-   * the field, ConnectionFailedError, or QueueClosedError.
+   * Creates a task that runs `fn(**args)` on a worker and returns its handle: pending, scheduled
+   * (delay, at) or waiting for its parents (dependsOn). A finished task with the same id is
+   * replaced. Rejects with TaskExistsError when an unfinished task has `options.id` (nothing is
+   * written), DependencyError when a parent failed or does not exist (nothing is written),
+   * InvalidArgumentsError naming the argument or option, ConnectionFailedError, or QueueClosedError.
    */
   async enqueue(fn: string, args: Args = {}, options: EnqueueOptions = {}): Promise<Task> {
     this.assertOpen();
-    const task = this.prepare(fn, args, options.id);
-    const created = await this.link.run((redis) =>
-      enqueueVia(redis)(task.key, pendingKey(this.name), ...task.argv));
-    if (created !== 1) throw new TaskExistsError([task.id]);
+    const task = this.prepare(fn, args, options);
+    const reply = await this.link.run((redis) => runEnqueue(redis, task));
+    if (reply !== 1) throw await this.refusal(task, reply);
     return new Task(this.source, task.id, task.key);
   }
 
@@ -120,10 +148,11 @@ export class Queue {
     this.assertOpen();
     const prepared = [...specs].map((spec, index) => {
       if ((spec as unknown) === null || typeof spec !== 'object') {
-        throw new InvalidArgumentsError(`tasks[${index}]`, 'must be an object { fn, args?, id? }');
+        throw new InvalidArgumentsError(`tasks[${index}]`, 'must be an object { fn, args?, ...options }');
       }
       try {
-        return this.prepare(spec.fn, spec.args ?? {}, spec.id);
+        const { fn, args, ...options } = spec;
+        return this.prepare(fn, args ?? {}, options);
       } catch (error) {
         if (error instanceof InvalidArgumentsError) throw new InvalidArgumentsError(`tasks[${index}].${error.field}`, error.problem);
         throw error;
@@ -133,18 +162,32 @@ export class Queue {
     for (let start = 0; start < prepared.length; start += BATCH) chunks.push(prepared.slice(start, start + BATCH));
     const replies = (await mapLimited(chunks, WINDOW, (chunk) => this.link.run(async (redis) => {
       const pipeline = redis.pipeline();
-      const enqueue = enqueueVia(pipeline);
-      for (const task of chunk) void enqueue(task.key, pendingKey(this.name), ...task.argv);
+      for (const task of chunk) void runEnqueue(pipeline, task);
       const results = (await pipeline.exec()) ?? [];
       return results.map(([error, reply]) => {
         if (error) throw error;
         return reply;
       });
     }))).flat();
-    const existing = prepared.filter((_, i) => replies[i] !== 1).map((task) => task.id);
-    if (existing.length > 0) {
+    const refused = prepared.filter((_, i) => replies[i] !== 1);
+    if (refused.length > 0) {
       const enqueued = prepared.filter((_, i) => replies[i] === 1).map((task) => task.id);
-      throw new TaskExistsError(existing as [string, ...string[]], enqueued);
+      const existing = prepared.filter((_, i) => replies[i] === 0).map((task) => task.id);
+      const orphans = prepared.flatMap((task, i) => (replies[i] === -2 || replies[i] === -3 ? [{ task, reply: replies[i] }] : []));
+      let dependencyError: DependencyError | undefined;
+      const [first] = orphans;
+      if (first) {
+        const single = await this.refusal(first.task, first.reply);
+        if (!(single instanceof DependencyError)) throw single;
+        dependencyError = new DependencyError(single.id, single.reason, single.parentId, orphans.map((o) => o.task.id), enqueued);
+      }
+      if (existing.length > 0) {
+        const error = new TaskExistsError(existing as [string, ...string[]], enqueued);
+        if (dependencyError) Object.defineProperty(error, 'cause', { value: dependencyError, configurable: true, writable: true });
+        throw error;
+      }
+      if (dependencyError) throw dependencyError;
+      throw new Error(`enqueue.lua answered ${refused.length} unexpected replies`);
     }
     return prepared.map((task) => new Task(this.source, task.id, task.key));
   }
@@ -168,6 +211,34 @@ export class Queue {
     return this.link.run((redis) => redis.llen(pendingKey(this.name)));
   }
 
+  /**
+   * Ids in <queue>:pending, oldest first (the next to run first): workers take entries from the
+   * right, so this reads the list from the right. An entry in full-key form is given as its id.
+   */
+  async pendingIds(options: PageOptions = {}): Promise<string[]> {
+    const { start, count } = checkPage(options);
+    this.assertOpen();
+    if (count === 0) return [];
+    const entries = await this.link.run((redis) => redis.lrange(pendingKey(this.name), -(start + count), -(start + 1)));
+    return entries.reverse().map((entry) => (entry.startsWith(this.taskPrefix) ? entry.slice(this.taskPrefix.length) : entry));
+  }
+
+  /** Ids of tasks that ended without success (<queue>:failed), newest first. */
+  async failedIds(options: PageOptions = {}): Promise<string[]> {
+    return this.registryPage(failedKey(this.name), options);
+  }
+
+  /** Ids of tasks that succeeded (<queue>:succeeded), newest first. */
+  async succeededIds(options: PageOptions = {}): Promise<string[]> {
+    return this.registryPage(succeededKey(this.name), options);
+  }
+
+  /** How many tasks wait in <queue>:scheduled (delayed tasks and retries). */
+  async scheduledCount(): Promise<number> {
+    this.assertOpen();
+    return this.link.run((redis) => redis.zcard(scheduledKey(this.name)));
+  }
+
   /** Rejects pending waits with QueueClosedError and closes both connections. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -181,16 +252,79 @@ export class Queue {
     if (this.closed) throw new QueueClosedError(this.name);
   }
 
-  private prepare(fn: unknown, args: unknown, id: unknown): Prepared {
+  private async registryPage(key: string, options: PageOptions): Promise<string[]> {
+    const { start, count } = checkPage(options);
+    this.assertOpen();
+    if (count === 0) return [];
+    return this.link.run((redis) => redis.zrevrange(key, start, start + count - 1));
+  }
+
+  private prepare(fn: unknown, args: unknown, options: unknown): Prepared {
     const name = checkFunctionName(fn);
+    const id: unknown = options !== null && typeof options === 'object' ? (options as EnqueueOptions).id : undefined;
     const taskId = id === undefined ? randomUUID() : checkId(id);
     if (taskId.startsWith(this.taskPrefix)) {
       throw new InvalidArgumentsError('id', `begins with ${JSON.stringify(this.taskPrefix)}, which reads as the full-key ` +
         'form of another id (SPEC.md 1.3, 2.2); pass the bare id');
     }
-    const hash = { function: name, state: 'pending', args: serializeArgs(args), 'pending-created': isoNow() };
-    checkTaskHash(hash);
-    return { id: taskId, key: taskKey(this.name, taskId), argv: [taskId, ...Object.entries(hash).flat()] };
+    const argsJson = serializeArgs(args);
+    const now = nowMicros();
+    const plan = planOptions(options, taskId, this.name, this.taskPrefix, now);
+    const base: [string, string][] = [['function', name], ['state', 'pending'], ['args', argsJson], ['pending-created', formatMicros(now)]];
+    const fields = [...base, ...plan.fields];
+    checkTaskHash(Object.fromEntries(fields));
+    const key = taskKey(this.name, taskId);
+    const keys = [key, pendingKey(this.name), scheduledKey(this.name)];
+    for (const parent of plan.parents) keys.push(taskKey(this.name, parent), dependentsKey(this.name, parent));
+    return {
+      id: taskId,
+      key,
+      parents: plan.parents,
+      keys,
+      argv: [taskId, plan.placement, '1', String(plan.parents.length), ...plan.parents, ...fields.flat()],
+    };
+  }
+
+  /**
+   * The error for an enqueue.lua reply other than 1. For -2 and -3 the parents are read once more
+   * to name the one at fault (null when it changed in between).
+   */
+  private async refusal(task: Prepared, reply: number): Promise<Error> {
+    if (reply === 0) return new TaskExistsError([task.id]);
+    if (reply !== -2 && reply !== -3) return new Error(`enqueue.lua answered ${String(reply)}`);
+    const reason = reply === -2 ? 'parent-failed' : 'parent-missing';
+    let parentId: string | null = null;
+    try {
+      const replies = await this.link.run(async (redis) => {
+        const pipeline = redis.pipeline();
+        for (const parent of task.parents) pipeline.type(taskKey(this.name, parent)).hmget(taskKey(this.name, parent), 'state', 'result');
+        return (await pipeline.exec()) ?? [];
+      });
+      parentId = task.parents.find((_, i) => {
+        const [, type] = replies[2 * i] ?? [];
+        const [, values] = replies[2 * i + 1] ?? [];
+        if (reply === -3) return type !== 'hash';
+        const [state, result] = (values ?? []) as (string | null)[];
+        return type === 'hash' && state === 'finished' && result !== 'successful';
+      }) ?? null;
+    } catch {
+      // the refusal stands; only the name of the parent at fault is missing
+    }
+    return new DependencyError(task.id, reason, parentId);
+  }
+
+  /** Runs cancel.lua for the task (SPEC.md 5.14). */
+  private async cancel(id: string, key: string): Promise<CancelResult> {
+    this.assertOpen();
+    const now = nowMicros();
+    const keys = [key, pendingKey(this.name), scheduledKey(this.name), failedKey(this.name), dependentsKey(this.name, id),
+      releasingKey(this.name)];
+    const argv = [id, formatMicros(now), String(now / 1000n), resultsChannel(this.name), key, '0'];
+    const reply = await this.link.run((redis) => scriptVia(redis, CANCEL_COMMAND)(...keys, ...argv));
+    if (reply === -1) throw new TaskNotFoundError(id, this.name);
+    const result = CANCEL_RESULTS[reply];
+    if (result === undefined) throw new Error(`cancel.lua answered ${String(reply)}`);
+    return result;
   }
 
   private async readFields(key: string, fields: readonly string[]): Promise<(string | null)[] | null> {

@@ -5,10 +5,13 @@ import type { Outcome, State } from './protocol.js';
 /** A task's state: one of the protocol's states, or whatever unexpected text the hash holds. */
 export type TaskState = State | (string & NonNullable<unknown>);
 
-/** How a finished task ended. */
+/** How a finished task ended: successful with a value, or failed, cancelled or expired with an error. */
 export type TaskResult =
   | { outcome: 'successful'; value: unknown }
-  | { outcome: 'failed'; code: string; reason: string; exception: string };
+  | { outcome: 'failed' | 'cancelled' | 'expired'; code: string; reason: string; exception: string };
+
+/** What cancel() did: cancelled it before it started, asked its worker to stop it, or found it finished. */
+export type CancelResult = 'cancelled' | 'requested' | 'finished';
 
 /** Everything the hash says about a task. Timestamps are the protocol's ISO-8601 strings. */
 export interface TaskInfo {
@@ -27,6 +30,37 @@ export interface TaskInfo {
   finishedCreated: string | null;
   worker: string | null;
   claims: number;
+  /** Times its worker was lost while running it (losses; 0 when absent). */
+  losses: number;
+  /** Tries that failed and were retried (retries; 0 when absent). */
+  retries: number;
+  /** Total tries allowed (attempts), null when absent (the worker then allows 1). */
+  attempts: number | null;
+  /** Seconds a try may run (timeout), null when absent. */
+  timeout: number | null;
+  /** Seconds the task may wait to start (ttl), null when absent. */
+  ttl: number | null;
+  /** Seconds the hash is kept after success (result-ttl; -1: kept), null when absent. */
+  resultTtl: number | null;
+  /** Seconds the hash is kept after another outcome (failure-ttl; -1: kept), null when absent. */
+  failureTtl: number | null;
+  /** Ids of the parents (depends-on), null when the task has none (or the field is not a JSON array of strings). */
+  dependsOn: string[] | null;
+  /** Parents not finished yet (waiting-for), null when absent. */
+  waitingFor: number | null;
+  onSuccess: string | null;
+  onFailure: string | null;
+  /** For a callback task, the id of the task that triggered it (callback-of). */
+  callbackOf: string | null;
+  description: string | null;
+  scheduledFor: string | null;
+  /** When a cancel was asked for while it ran (cancel-requested). */
+  cancelRequested: string | null;
+  /**
+   * Seconds from the last claim to the finish (finished-created minus executing-created), with
+   * microseconds; null unless the task has finished after being claimed.
+   */
+  timeTaken: number | null;
   /** Every field of the hash, raw. */
   fields: Readonly<Record<string, string>>;
 }
@@ -47,6 +81,7 @@ export interface TaskSource {
   readFields(key: string, fields: readonly string[]): Promise<(string | null)[] | null>;
   readHash(key: string): Promise<Record<string, string> | null>;
   wait(id: string, key: string, options: WaitOptions): Promise<unknown>;
+  cancel(id: string, key: string): Promise<CancelResult>;
 }
 
 function parseValue(id: string, text: string | null): unknown {
@@ -64,8 +99,9 @@ function parseValue(id: string, text: string | null): unknown {
 export function resultFrom(id: string, values: readonly (string | null)[]): TaskResult | null {
   const [, result, value, code, reason, exception] = values;
   if (result === 'successful') return { outcome: 'successful', value: parseValue(id, value ?? null) };
-  if (result === 'failed') {
-    return { outcome: 'failed', code: code ?? 'unknown', reason: reason ?? '', exception: exception ?? '' };
+  if (result === 'failed' || result === 'cancelled' || result === 'expired') {
+    const fallback = result === 'failed' ? 'unknown' : result;
+    return { outcome: result, code: code ?? fallback, reason: reason ?? '', exception: exception ?? '' };
   }
   return null;
 }
@@ -77,6 +113,37 @@ export function unwrap(id: string, result: TaskResult): unknown {
 }
 
 const nullable = (value: string | undefined): string | null => value ?? null;
+
+function numeric(value: string | undefined): number | null {
+  if (value === undefined || !/^-?[0-9]+(\.[0-9]+)?$/.test(value)) return null;
+  return Number(value);
+}
+
+function stringArray(value: string | undefined): string[] | null {
+  if (value === undefined) return null;
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) && parsed.every((item) => typeof item === 'string') ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Microseconds since the epoch of a protocol timestamp (2015-12-05T00:19:01.834909Z), or null. */
+function timestampMicros(value: string | undefined): bigint | null {
+  const match = value === undefined ? null : /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$/.exec(value);
+  if (!match) return null;
+  const seconds = Date.parse(`${match[1] ?? ''}Z`);
+  if (!Number.isFinite(seconds)) return null;
+  return BigInt(seconds) * 1000n + BigInt((match[2] ?? '').padEnd(6, '0'));
+}
+
+function timeTaken(fields: Readonly<Record<string, string>>): number | null {
+  if (fields.state !== 'finished') return null;
+  const started = timestampMicros(fields['executing-created']);
+  const finished = timestampMicros(fields['finished-created']);
+  return started === null || finished === null ? null : Number(finished - started) / 1e6;
+}
 
 /** A handle on one task. Reading it never changes it. */
 export class Task {
@@ -127,6 +194,22 @@ export class Task {
       finishedCreated: nullable(fields['finished-created']),
       worker: nullable(fields.worker),
       claims: Number.parseInt(fields.claims ?? '0', 10) || 0,
+      losses: Number.parseInt(fields.losses ?? '0', 10) || 0,
+      retries: Number.parseInt(fields.retries ?? '0', 10) || 0,
+      attempts: numeric(fields.attempts),
+      timeout: numeric(fields.timeout),
+      ttl: numeric(fields.ttl),
+      resultTtl: numeric(fields['result-ttl']),
+      failureTtl: numeric(fields['failure-ttl']),
+      dependsOn: stringArray(fields['depends-on']),
+      waitingFor: numeric(fields['waiting-for']),
+      onSuccess: nullable(fields['on-success']),
+      onFailure: nullable(fields['on-failure']),
+      callbackOf: nullable(fields['callback-of']),
+      description: nullable(fields.description),
+      scheduledFor: nullable(fields['scheduled-for']),
+      cancelRequested: nullable(fields['cancel-requested']),
+      timeTaken: timeTaken(fields),
       fields,
     };
   }
@@ -138,5 +221,16 @@ export class Task {
    */
   async wait<T = unknown>(options: WaitOptions = {}): Promise<T> {
     return (await this.source.wait(this.id, this.key, options)) as T;
+  }
+
+  /**
+   * Cancels the task (lua/cancel.lua). Resolves 'cancelled' when it had not started (it left
+   * pending or scheduled, or stopped waiting for its parents, and finished with result
+   * cancelled: its waits reject with TaskFailedError code 'cancelled'); 'requested' when it is
+   * running (cancel-requested is set and its worker stops it); 'finished' when it had already
+   * finished (nothing is done). Rejects with TaskNotFoundError when there is no such task.
+   */
+  async cancel(): Promise<CancelResult> {
+    return this.source.cancel(this.id, this.key);
   }
 }

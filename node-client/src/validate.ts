@@ -17,7 +17,7 @@ export type Args = Record<string, unknown>;
 
 // Whitespace (Unicode White_Space), C0 controls and DEL, or a lone surrogate (not UTF-8 encodable).
 const FORBIDDEN = /[\p{White_Space}\u0000-\u001f\u007f]|\p{Surrogate}/u; // eslint-disable-line no-control-regex
-const LONE_SURROGATE = /\p{Surrogate}/u;
+export const LONE_SURROGATE = /\p{Surrogate}/u;
 
 function checkName(field: string, value: unknown, maxBytes: number): string {
   if (typeof value !== 'string') {
@@ -38,23 +38,23 @@ function checkName(field: string, value: unknown, maxBytes: number): string {
 }
 
 /** A task id: 1..256 bytes of UTF-8, no whitespace, no control characters. */
-export const checkId = (id: unknown): string => checkName('id', id, LIMITS['id-max-bytes']);
+export const checkId = (id: unknown, field = 'id'): string => checkName(field, id, LIMITS['id-max-bytes']);
 
 /** A queue name: 1..128 bytes of UTF-8, no whitespace, no control characters. */
 export const checkQueueName = (name: unknown): string => checkName('queue name', name, LIMITS['queue-max-bytes']);
 
 /** A function name: a non-empty string (the task schema may constrain it further). */
-export function checkFunctionName(fn: unknown): string {
+export function checkFunctionName(fn: unknown, field = 'function'): string {
   if (typeof fn !== 'string' || fn === '') {
-    throw new InvalidArgumentsError('function', `must be a non-empty string (a registered function name), got ${describe(fn)}`);
+    throw new InvalidArgumentsError(field, `must be a non-empty string (a registered function name), got ${describe(fn)}`);
   }
   if (LONE_SURROGATE.test(fn)) {
-    throw new InvalidArgumentsError('function', 'holds a lone surrogate (not encodable as UTF-8)');
+    throw new InvalidArgumentsError(field, 'holds a lone surrogate (not encodable as UTF-8)');
   }
   return fn;
 }
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') {

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 
 import { Queue, TaskFailedError } from '../dist/esm/index.js';
-import { findPython, runPython, startRedis, startWorker, uniqueQueue } from './support/redis.mjs';
+import { findPython, runPython, startRedis, startWorker, uniqueQueue, until } from './support/redis.mjs';
 
 const python = await findPython();
 const skip = python ? false
@@ -146,5 +146,81 @@ describe('the README quick start', { skip }, () => {
       await worker.stop();
       await redis.stop();
     }
+  });
+});
+
+/** Microseconds since the epoch of a protocol timestamp. */
+const micros = (stamp) => BigInt(Date.parse(`${stamp.slice(0, 19)}Z`)) * 1000n + BigInt(stamp.slice(20, 26));
+
+describe('Node producer options, Python worker', { skip }, () => {
+  let redis;
+  let worker;
+  let queue;
+
+  before(async () => {
+    redis = await startRedis();
+    queue = new Queue(uniqueQueue('cross-opts'), { url: redis.url });
+    worker = startWorker(python, redis.url, queue.name, ['--concurrency', '4']);
+  });
+
+  after(async () => {
+    await queue?.close();
+    const code = await worker?.stop();
+    await redis?.stop();
+    assert.equal(code, 0, `worker exit code ${code}\n${worker?.log()}`);
+  });
+
+  test('a task with dependsOn runs after its parent succeeded', async () => {
+    const parent = await queue.enqueue('sleep', { seconds: 0.5 });
+    const child = await queue.enqueue('add', { a: 1, b: 2 }, { dependsOn: parent });
+    assert.equal(await redis.raw.hget(child.key, 'state'), 'waiting');
+    assert.equal(await child.wait({ timeout: 20000 }), 3, worker.log());
+    const [p, c] = [await parent.info(), await child.info()];
+    assert.equal(p.outcome, 'successful');
+    assert.ok(micros(c.executingCreated) >= micros(p.finishedCreated), `${c.executingCreated} < ${p.finishedCreated}`);
+    assert.deepEqual(c.dependsOn, [parent.id]);
+    assert.ok(p.timeTaken >= 0.5 && p.timeTaken < 10, String(p.timeTaken));
+  });
+
+  test('a task with delay: 1 runs after about a second', async () => {
+    const task = await queue.enqueue('echo', { text: 'later' }, { delay: 1 });
+    assert.equal(await redis.raw.hget(task.key, 'state'), 'scheduled');
+    assert.equal(await task.wait({ timeout: 20000 }), 'later', worker.log());
+    const info = await task.info();
+    const waited = Number(micros(info.executingCreated) - micros(info.pendingCreated)) / 1e6;
+    assert.ok(waited >= 1 && waited < 6, `started after ${waited} s`);
+  });
+
+  test('attempts: 2 with fail ends failed after one retry', async () => {
+    const task = await queue.enqueue('fail', { message: 'again' }, { attempts: 2 });
+    await assert.rejects(task.wait({ timeout: 20000 }), { name: 'TaskFailedError', code: 'exception', reason: 'again' });
+    const info = await task.info();
+    assert.equal(info.outcome, 'failed');
+    assert.equal(info.attempts, 2);
+    assert.equal(info.retries, 1, JSON.stringify(info.fields));
+    assert.ok((await queue.failedIds()).includes(task.id));
+  });
+
+  test('a child of a failed parent ends as dependency-failed; a new child is refused', async () => {
+    const parent = await queue.enqueue('sleep', { seconds: 0.3 }, { id: 'will-fail', timeout: 0.1 });
+    const child = await queue.enqueue('echo', { text: 'never' }, { dependsOn: 'will-fail' });
+    await assert.rejects(parent.wait({ timeout: 20000 }), { code: 'timeout' });
+    await assert.rejects(child.wait({ timeout: 20000 }), { name: 'TaskFailedError', code: 'dependency-failed' });
+    await assert.rejects(queue.enqueue('echo', { text: 'x' }, { dependsOn: parent }), { name: 'DependencyError', code: 'dependency-failed' });
+  });
+
+  test('cancel of a running task: requested, then its worker stops it', async () => {
+    const task = await queue.enqueue('sleep', { seconds: 30 });
+    await until(async () => (await task.state()) === 'executing', { ms: 10000, what: 'the task to start' });
+    const started = Date.now();
+    assert.equal(await task.cancel(), 'requested');
+    await assert.rejects(task.wait({ timeout: 20000 }), (error) => {
+      assert.ok(error instanceof TaskFailedError, String(error));
+      assert.equal(error.code, 'cancelled');
+      return true;
+    });
+    assert.ok(Date.now() - started < 10000, `took ${Date.now() - started} ms`);
+    assert.equal((await task.result()).outcome, 'cancelled');
+    assert.equal(await task.cancel(), 'finished');
   });
 });

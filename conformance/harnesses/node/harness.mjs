@@ -5,7 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 
-import { DothisError, Queue, TaskFailedError, WaitTimeoutError } from '../../../node-client/dist/esm/index.js';
+import {
+  DependencyError, DothisError, Queue, TaskFailedError, TaskNotFoundError, WaitTimeoutError,
+} from '../../../node-client/dist/esm/index.js';
 
 const out = process.stdout;
 console.log = console.error; // anything printed must not corrupt the protocol stream
@@ -37,6 +39,21 @@ async function closeAll() {
   queues.clear();
 }
 
+/**
+ * The case's enqueue options, named as their hash fields (`at-front`, `depends-on`, `result-ttl`,
+ * ...; conformance/README.md), as the client's camelCase options. `at` is ISO-8601 text. A name
+ * the client does not know is passed on camelCased, so the client refuses it (invalid-arguments).
+ */
+function enqueueOptions(request) {
+  const options = {};
+  if (request.id !== undefined && request.id !== null) options.id = request.id;
+  for (const [name, value] of Object.entries(request.options ?? {})) {
+    const camel = name.replace(/-([a-z])/g, (_, letter) => letter.toUpperCase());
+    options[camel] = camel === 'at' && typeof value === 'string' ? new Date(value) : value;
+  }
+  return options;
+}
+
 const unsupported = (request) => {
   throw new OpError('unsupported', `op ${JSON.stringify(request.op)} is not supported: the Node client is a producer only`);
 };
@@ -45,17 +62,12 @@ const ops = {
   hello: () => ({ implementation: 'node', roles: ['producer'], version: packageJson.version }),
 
   enqueue: async (request) => {
-    const options = request.id === undefined || request.id === null ? {} : { id: request.id };
-    const task = await queueFor(request).enqueue(request.function, request.args ?? {}, options);
+    const task = await queueFor(request).enqueue(request.function, request.args ?? {}, enqueueOptions(request));
     return { task_id: task.id };
   },
 
   enqueue_many: async (request) => {
-    const specs = request.tasks.map((spec) => ({
-      fn: spec.function,
-      args: spec.args ?? {},
-      ...(spec.id === undefined || spec.id === null ? {} : { id: spec.id }),
-    }));
+    const specs = request.tasks.map((spec) => ({ fn: spec.function, args: spec.args ?? {}, ...enqueueOptions(spec) }));
     const tasks = await queueFor(request).enqueueMany(specs);
     return { task_ids: tasks.map((task) => task.id) };
   },
@@ -77,6 +89,15 @@ const ops = {
   },
 
   length: async (request) => ({ length: await queueFor(request).length() }),
+
+  cancel: async (request) => {
+    try {
+      return { result: await queueFor(request).task(request.id).cancel() };
+    } catch (error) {
+      if (error instanceof TaskNotFoundError) throw new OpError('not-found', error.message);
+      throw error;
+    }
+  },
 
   wait: async (request) => {
     const queue = queueFor(request);
@@ -101,6 +122,7 @@ function errorBody(error) {
     return { code: error.code, message: error.message, reason: error.reason, exception: error.exception };
   }
   if (error instanceof WaitTimeoutError) return { code: 'timeout', message: error.message };
+  if (error instanceof DependencyError) return { code: 'dependency-error', message: error.message };
   if (error instanceof DothisError) return { code: error.code, message: error.message };
   return { code: 'internal', message: String(error?.message ?? error), exception: error?.stack ?? '' };
 }
