@@ -53,6 +53,13 @@ def main() -> None:
 )
 @click.option("--concurrency", "-c", default=1, show_default=True, help="Tasks run at once.")
 @click.option(
+    "--prefetch",
+    default=0,
+    show_default=True,
+    help="Tasks claimed ahead of free slots (they wait in executing, owned by this "
+    "worker, and are recovered if it dies).",
+)
+@click.option(
     "--pool",
     type=click.Choice(["process", "thread"]),
     default="process",
@@ -112,6 +119,7 @@ def worker(
     url: str | None,
     queues: tuple[str, ...],
     concurrency: int,
+    prefetch: int,
     pool: str,
     timeout: float | None,
     retry_base_ms: int,
@@ -144,6 +152,7 @@ def worker(
     try:
         options = WorkerOptions(
             concurrency=concurrency,
+            prefetch=prefetch,
             pool=pool,
             timeout=timeout,
             retry_base_ms=retry_base_ms,

@@ -90,9 +90,11 @@ class TaskOptions:
         if self.delay is not None and self.at is not None:
             raise InvalidArguments("give delay or at, not both")
         if self.delay is not None:
-            if isinstance(self.delay, bool) or not isinstance(self.delay, int | float):
-                raise InvalidArguments(f"delay must be a number of seconds, not {self.delay!r}")
-            return now_ms() + max(int(self.delay * 1000), 0)
+            if (isinstance(self.delay, bool) or not isinstance(self.delay, int | float)
+                    or self.delay < 0):  # fmt: skip
+                raise InvalidArguments(f"delay must be a number of seconds >= 0, not "
+                                       f"{self.delay!r}")  # fmt: skip
+            return now_ms() + int(self.delay * 1000)
         if self.at is not None:
             if not isinstance(self.at, datetime):
                 raise InvalidArguments(f"at must be a datetime, not {self.at!r}")

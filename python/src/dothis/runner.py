@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from dothis import codec
+from dothis.batching import Batcher
 from dothis.execution import (
     Call,
     Failure,
@@ -119,6 +120,8 @@ class Runner:
         self.processed = 0
         self.followups = Followups(client, scripts, keys, options.failure_ttl)
         self.cancels: dict[str, asyncio.Event] = {}
+        self.batch = Batcher(client)
+        self.running = asyncio.Semaphore(options.concurrency)
 
     async def reject(self, entry: bytes, code: RejectCode, reason: str) -> None:
         log.warning("rejected entry %r of %s: %s (%s)", entry[:80], self.keys.pending, reason, code)
@@ -135,11 +138,11 @@ class Runner:
             return
         key = self.keys.task(task_id)
         try:
-            reply: list[Any] = await self.scripts.start(
-                keys=[key, self.keys.executing],
-                args=[entry, self.id, now_iso(), self.options.max_value_bytes,
-                      self.options.max_fields],
-            )  # fmt: skip
+            reply: list[Any] = await self.batch.call(
+                self.scripts.start,
+                [key, self.keys.executing],
+                [entry, self.id, now_iso(), self.options.max_value_bytes, self.options.max_fields],
+            )
         except REDIS_ERRORS as error:
             log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
             owned = await self._after_lost_start(key)
@@ -161,6 +164,7 @@ class Runner:
                      else f"the task is already {reply[1].decode()}")  # fmt: skip
             return
         claims = int(reply[1])
+        fields: dict[bytes, bytes] = {}
         if status == "too-large":
             outcome = final(Failure(ErrorCode.TOO_LARGE, reply[2].decode("utf-8", "replace")))
         elif status == "invalid-state":
@@ -173,7 +177,7 @@ class Runner:
             fields = dict(zip(flat[::2], flat[1::2], strict=True))
             outcome = await self._outcome(task_id, fields)
         self.crash_point("ran")
-        await self._record(entry, task_id, claims, outcome)
+        await self._record(entry, task_id, claims, outcome, fields)
         self.crash_point("finished")
 
     async def _outcome(self, task_id: str, fields: dict[bytes, bytes]) -> Outcome:
@@ -221,7 +225,8 @@ class Runner:
 
     async def _invoke(self, call: Call, timeout: float | None) -> Reply:
         if call.is_async:
-            return await asyncio.wait_for(_run_async(call), timeout)
+            async with self.running:
+                return await asyncio.wait_for(_run_async(call), timeout)
         if self.pool is not None:
             return await self.pool.run(call.name, call.args, timeout)
         loop = asyncio.get_running_loop()
@@ -281,32 +286,41 @@ class Runner:
                               f"{call.attempts} attempt(s): {failure.reason}")  # fmt: skip
         return final(failure)
 
-    async def _keep(self, key: str, failed: bool) -> tuple[int, int]:
+    def _keep(self, fields: dict[bytes, bytes], failed: bool) -> tuple[int, int]:
         """(seconds to keep the hash, 0 = kept; registry entries older than this ms drop)."""
         default = self.options.failure_ttl if failed else self.options.result_ttl
-        own = await self.client.hget(key, Field.FAILURE_TTL if failed else Field.RESULT_TTL)
+        own = fields.get(b"failure-ttl" if failed else b"result-ttl")
         seconds = int(own) if own is not None and own.lstrip(b"-").isdigit() else default
         horizon = now_ms() - default * 1000 if default > 0 else 0
         return max(seconds, 0), horizon
 
-    async def _record(self, entry: bytes, task_id: str, claims: int, outcome: Outcome) -> None:
+    async def _record(
+        self,
+        entry: bytes,
+        task_id: str,
+        claims: int,
+        outcome: Outcome,
+        fields: dict[bytes, bytes],
+    ) -> None:
         key = self.keys.task(task_id)
         delay = 0.1
         for _ in range(60):
             try:
                 if outcome.retry_due_ms is not None:
-                    written = await self.scripts.retry(
-                        keys=[key, self.keys.executing, self.keys.scheduled],
-                        args=[entry, self.id, claims, outcome.retry_due_ms, *outcome.fields],
+                    written = await self.batch.call(
+                        self.scripts.retry,
+                        [key, self.keys.executing, self.keys.scheduled],
+                        [entry, self.id, claims, outcome.retry_due_ms, *outcome.fields],
                     )
                 else:
-                    keep, horizon = await self._keep(key, outcome.failed)
-                    written = await self.scripts.finish(
-                        keys=[key, self.keys.executing, self.keys.failed, self.keys.succeeded,
-                              self.keys.dependents(task_id), self.keys.releasing],
-                        args=[entry, self.id, claims, self.keys.results, key, task_id, now_ms(),
-                              "failed" if outcome.failed else "succeeded", keep, horizon,
-                              *outcome.fields],
+                    keep, horizon = self._keep(fields, outcome.failed)
+                    written = await self.batch.call(
+                        self.scripts.finish,
+                        [key, self.keys.executing, self.keys.failed, self.keys.succeeded,
+                         self.keys.dependents(task_id), self.keys.releasing],
+                        [entry, self.id, claims, self.keys.results, key, task_id, now_ms(),
+                         "failed" if outcome.failed else "succeeded", keep, horizon,
+                         *outcome.fields],
                     )  # fmt: skip
                 break
             except REDIS_ERRORS as error:

@@ -54,6 +54,7 @@ log = logging.getLogger("dothis.worker")
 # SIGKILL itself right after that step of its first task.
 CRASH_STEPS = ("claimed", "started", "ran", "finished")
 MULTI_QUEUE_BLOCK_SECONDS = 0.25
+CLAIM_BATCH = 100
 
 
 def _crash_step() -> str | None:
@@ -68,6 +69,7 @@ class WorkerOptions:
     """Tuning of one worker; the defaults are SPEC.md's."""
 
     concurrency: int = 1
+    prefetch: int = 0
     pool: str = "process"
     timeout: float | None = None
     lease_ms: int = DEFAULT_LEASE_MS
@@ -85,8 +87,8 @@ class WorkerOptions:
     block_seconds: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        if self.concurrency < 1 or self.prefetch < 0:
+            raise ValueError("concurrency must be at least 1 and prefetch at least 0")
         if self.pool not in ("process", "thread"):
             raise ValueError("pool must be process or thread")
         if self.timeout is not None and self.timeout <= 0:
@@ -326,37 +328,50 @@ class Worker:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    async def _claim(self) -> tuple[Lane, bytes] | None:
-        """The next entry, moved into its queue's executing list: queues in priority order."""
-        lanes = self.lanes
-        if len(lanes) > 1:
-            for lane in lanes:
-                moved = await self.client.lmove(lane.keys.pending, lane.keys.executing,
-                                                "RIGHT", "LEFT")  # fmt: skip
-                if moved is not None:
-                    return lane, cast(bytes, moved)
-        block = self.options.block_seconds if len(lanes) == 1 else MULTI_QUEUE_BLOCK_SECONDS
-        first = lanes[0]
+    async def _claim(self, wanted: int) -> list[tuple[Lane, bytes]]:
+        """Up to ``wanted`` entries, each moved into its queue's executing list (LMOVE, one
+        round trip per queue for the lot); queues in priority order. Blocks in BLMOVE on the
+        first queue when all are empty."""
+        claimed: list[tuple[Lane, bytes]] = []
+        for lane in self.lanes:
+            if wanted == 1 and len(self.lanes) == 1:
+                break  # one slot, one queue: BLMOVE answers at once when a task waits
+            pipe = self.client.pipeline(transaction=False)
+            for _ in range(wanted - len(claimed)):
+                pipe.lmove(lane.keys.pending, lane.keys.executing, "RIGHT", "LEFT")
+            moved = [entry for entry in await pipe.execute() if entry is not None]
+            claimed += [(lane, cast(bytes, entry)) for entry in moved]
+            if len(claimed) == wanted:
+                return claimed
+        if claimed:
+            return claimed
+        block = self.options.block_seconds if len(self.lanes) == 1 else MULTI_QUEUE_BLOCK_SECONDS
+        first = self.lanes[0]
         entry = await self.blocking.blmove(
             first.keys.pending, first.keys.executing,
             cast(int, block),  # BLMOVE takes fractions of a second
             "RIGHT", "LEFT",
         )  # fmt: skip
-        return None if entry is None else (first, cast(bytes, entry))
+        return [] if entry is None else [(first, cast(bytes, entry))]
 
     async def _claim_loop(self) -> None:
-        slots = asyncio.Semaphore(self.options.concurrency)
+        slots = asyncio.Semaphore(self.options.concurrency + self.options.prefetch)
         delay = 0.1
         outage: float | None = None
         while await self._free_slot(slots):
+            wanted = 1
+            while not slots.locked() and wanted < CLAIM_BATCH:
+                await slots.acquire()  # free at once: no wait
+                wanted += 1
             try:
-                claimed = await self._claim()
+                claimed = await self._claim(wanted)
                 delay = 0.1
                 if outage is not None:
                     log.warning("claiming again after %.1f s", self._loop_time() - outage)
                     outage = None
             except (*REDIS_ERRORS, redis.ResponseError) as error:
-                slots.release()
+                for _ in range(wanted):
+                    slots.release()
                 if outage is None:  # one line per outage, not one per retry
                     outage = self._loop_time()
                     if isinstance(error, redis.ResponseError):
@@ -368,13 +383,12 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if claimed is None:
+            for _ in range(wanted - len(claimed)):
                 slots.release()
-                continue
-            lane, entry = claimed
-            job = asyncio.create_task(lane.runner.process(entry))
-            self._running[job] = (lane, entry)
-            job.add_done_callback(functools.partial(self._done, slots))
+            for lane, entry in claimed:
+                job = asyncio.create_task(lane.runner.process(entry))
+                self._running[job] = (lane, entry)
+                job.add_done_callback(functools.partial(self._done, slots))
 
     async def _free_slot(self, slots: asyncio.Semaphore) -> bool:
         """Wait for a free slot; False once the worker is stopping (even while slots are busy)."""
