@@ -20,7 +20,7 @@ from .harness_client import Harness, HarnessError
 from .matchers import decode, json_equal, match
 
 KINDS = (
-    "redis", "enqueue", "enqueue_many", "fetch", "length", "wait", "worker", "subscribe",
+    "redis", "enqueue", "enqueue_many", "fetch", "length", "wait", "cancel", "worker", "subscribe",
     "expect_messages", "wait_until", "expect_hash", "expect_list", "expect_key_type",
     "expect_missing", "validate", "sleep_ms",
 )
@@ -231,6 +231,11 @@ class CaseRun:
         for name, value in want.items():
             if name not in task or not json_equal(task[name], value):
                 raise StepFailed(f"fetch: {name} is {task.get(name, '<missing>')!r}, expected {value!r} (task {task})")
+
+    def do_cancel(self, step: dict[str, Any]) -> None:
+        response = self.call(self.need_producer(), "cancel", step, url=self.url, queue=self.queue, id=step["cancel"])
+        if response is not None and "expect" in step and response.get("result") != step["expect"]:
+            raise StepFailed(f"cancel answered {response.get('result')!r}, expected {step['expect']!r}")
 
     def do_length(self, step: dict[str, Any]) -> None:
         response = self.call(self.need_producer(), "length", step, url=self.url, queue=self.queue)

@@ -72,6 +72,14 @@ class Harness:
         tasks = self.queue(req).enqueue_many(items)
         return {"task_ids": [t.id for t in tasks]}
 
+    def op_cancel(self, req: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {"result": self.queue(req).cancel(req["id"])}
+        except dothis.DothisError as exc:
+            if "no task" in str(exc):
+                raise OpError("not-found", str(exc)) from None
+            raise
+
     def op_fetch(self, req: dict[str, Any]) -> dict[str, Any]:
         task = self.queue(req).fetch(req["id"])
         if task is None:
