@@ -109,6 +109,13 @@ def main() -> None:
 @click.option("--max-value-bytes", default=DEFAULT_MAX_VALUE_BYTES, show_default=True)
 @click.option("--max-fields", default=DEFAULT_MAX_FIELDS, show_default=True)
 @click.option(
+    "--grace-seconds",
+    default=30.0,
+    show_default=True,
+    help="After SIGTERM, how long running tasks may finish before they go back to "
+    "pending (a second signal does it at once).",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -132,6 +139,7 @@ def worker(
     max_claims: int,
     max_value_bytes: int,
     max_fields: int,
+    grace_seconds: float,
     log_level: str,
     modules: tuple[str, ...],
 ) -> None:
@@ -164,6 +172,7 @@ def worker(
             max_claims=max_claims,
             max_value_bytes=max_value_bytes,
             max_fields=max_fields,
+            grace_seconds=grace_seconds,
         )
         runner = Worker(list(queues), url, worker_id=worker_id, options=options)
     except ValueError as error:

@@ -84,6 +84,7 @@ class WorkerOptions:
     result_ttl: int = DEFAULT_RESULT_TTL
     failure_ttl: int = DEFAULT_FAILURE_TTL
     cancel_check_ms: int = 500
+    grace_seconds: float = 30.0
     block_seconds: float = 2.0
 
     def __post_init__(self) -> None:
@@ -251,16 +252,21 @@ class Worker:
         log.info("worker %s stopped after %d task(s)", self.id, self.processed)
 
     async def _drain(self) -> None:
+        """Let running tasks finish, for at most ``grace_seconds``; then they go back to pending."""
+        deadline = self._loop_time() + self.options.grace_seconds
         while self._running and not self.forced.is_set():
             assert self._wakeup is not None
             self._wakeup.clear()
-            done, _ = await asyncio.wait(
-                [*self._running, asyncio.create_task(self._wakeup.wait())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            for job in done:
-                if job not in self._running:
-                    job.cancel()
+            left = deadline - self._loop_time()
+            if left <= 0:
+                log.warning("grace period of %.0f s is over: returning %d running task(s) to "
+                            "pending", self.options.grace_seconds, len(self._running))  # fmt: skip
+                self.forced.set()
+                break
+            waker = asyncio.create_task(self._wakeup.wait())
+            await asyncio.wait([*self._running, waker], timeout=left,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            waker.cancel()
 
     # -- background: lease, recovery, scheduled tasks, cancels, schedules ---------------------
 

@@ -130,3 +130,17 @@ def test_crash_after_each_step(url, queue_name, r, spawn_worker, step) -> None:
         assert claims == {"claimed": 1, "started": 2, "ran": 2, "finished": 1}[step]
         assert r.hget(task.key, "worker") == (b"doomed" if step == "finished" else b"rescuer")
         assert r.llen(queue.keys.executing) == 0 and r.llen(queue.keys.pending) == 0
+
+
+def test_the_grace_period_runs_out(url, queue_name, r, spawn_worker) -> None:
+    """SPEC.md 9.4: after SIGTERM a task longer than the grace period goes back to pending."""
+    worker = spawn_worker("--worker-id", "patient", "--grace-seconds", "1")
+    with Queue(queue_name, url) as queue:
+        task = queue.enqueue("sleep", seconds=60)
+        wait_until(lambda: r.hget(task.key, "state") == b"executing", timeout=15)
+        worker.signal(signal.SIGTERM)
+        worker.wait(timeout=15)
+        assert "grace period of 1 s is over" in worker.output()
+        assert task.state == "pending"
+    assert r.llen(f"{queue_name}:executing") == 0
+    assert not r.exists(f"{queue_name}:worker:patient")
