@@ -93,8 +93,7 @@ def profile(url: str, main_python: Path, peers_venv: Path, n: int, concurrency: 
 
     calls = {name: (after.get(name, 0) - before.get(name, 0)) / n for name in after}
     calls = {name: v for name, v in calls.items() if v > 0.001 and name not in ("llen", "info|commandstats", "info")}
-    top_level = {"evalsha", "eval", "blmove", "lmove", "brpoplpush", "multi", "exec", "ping",
-                 "hmget", "hgetall", "lrange", "exists", "del"}
+    top_level = {"evalsha", "eval", "blmove", "lmove", "multi", "exec", "ping", "lrange"}
     round_trips = sum(v for name, v in calls.items() if name in ("evalsha", "eval", "blmove", "lmove"))
 
     self_time: collections.Counter[str] = collections.Counter()

@@ -330,9 +330,9 @@ class Sizes:
 
 QUICK = Sizes(enqueue=2000, bulk=2000, drain=2000, latency=100, soak=0, sweep=0, raw_step=2000,
               raw_batch=2000, benchmark=10_000, depths=(), depth_sample=0, sleepers=0)
-DEFAULT = Sizes(enqueue=5000, bulk=20_000, drain=10_000, latency=500, soak=50_000, sweep=5000,
-                raw_step=5000, raw_batch=20_000, benchmark=200_000, depths=(10_000, 100_000),
-                depth_sample=10_000, sleepers=5000)
+DEFAULT = Sizes(enqueue=5000, bulk=20_000, drain=5000, latency=500, soak=50_000, sweep=4000,
+                raw_step=5000, raw_batch=20_000, benchmark=100_000, depths=(10_000, 100_000),
+                depth_sample=5000, sleepers=5000)
 FULL = Sizes(**{**DEFAULT.__dict__, "soak": 1_000_000, "depths": (10_000, 100_000, 1_000_000)})
 
 # Per-peer sizes for the slow ones (tasks per figure), so that no single peer eats the time
@@ -342,10 +342,10 @@ PEER_SIZES: dict[str, dict[str, int]] = {
     "rq": {"enqueue": 1000, "bulk": 2000, "drain": 300, "latency": 50},
     "celery": {"enqueue": 1000, "bulk": 1000, "drain": 1000, "latency": 200},
     "arq": {"drain": 1000, "latency": 10},
-    "saq": {"drain": 3000, "latency": 10},
-    "taskiq": {"drain": 3000, "latency": 20},
+    "saq": {"drain": 2000, "latency": 10},
+    "taskiq": {"drain": 2000, "latency": 20},
     "huey": {"drain": 3000, "latency": 50},
-    "dramatiq": {"drain": 3000},
+    "dramatiq": {"drain": 1500},
     "rpqueue": {"drain": 3000, "latency": 100},
 }
 
@@ -394,6 +394,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated systems to run (e.g. dothis,rq)")
     parser.add_argument("--no-install", action="store_true", help="never install peers")
     parser.add_argument("--no-profile", action="store_true", help="skip profiling the dothis worker")
+    parser.add_argument("--merge", default="",
+                        help="start from the results of an earlier run (its JSON) and replace only "
+                             "the systems run now (use with --only)")
     parser.add_argument("--commit", default="",
                         help="measure dothis as committed at this revision (python/src, lua, schema "
                              "exported to a temporary folder) instead of the working tree")
@@ -443,6 +446,12 @@ def main() -> None:
         drivers = [d for d in drivers if d.key in only or d.key.split("-")[0] in only]
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    merged_meta: dict[str, Any] = {}
+    if opts.merge:
+        previous = json.loads(Path(opts.merge).read_text())
+        results, merged_meta = previous["results"], previous["meta"]
+        for driver in drivers:
+            results.pop(driver.key, None)
 
     if not opts.quick:
         if not opts.no_install:
@@ -519,7 +528,7 @@ def main() -> None:
                 try_figure(results, driver.key, "latency",
                            lambda d=driver: runner.median(d, "latency", overrides.get("latency", sizes.latency), 1))
             if "drain" in driver.figures and sizes.soak:
-                soak = soak_size(results[driver.key], sizes.soak, opts.quick)
+                soak = soak_size(results[driver.key], sizes.soak, opts.quick, driver.key == "dothis")
                 try_figure(results, driver.key, "soak",
                            lambda d=driver, soak=soak: runner.once(d, "drain", soak, d.recommended,
                                                                    timeout=1800))
@@ -547,7 +556,14 @@ def main() -> None:
         server.stop()
 
     meta["seconds"] = time.time() - started
+    if merged_meta:
+        meta["merged"] = (f"{', '.join(d.key for d in drivers)} re-run at {meta['started']} "
+                          f"({meta['seconds']:.0f} s) into the run of {merged_meta['started']}")
+        meta["seconds"] = merged_meta["seconds"]
+        meta["started"] = merged_meta["started"]
     meta["dothis_concurrency"] = results.get("dothis", {}).get("drain-rec", {}).get("concurrency")
+    if "dothis" not in {d.key for d in drivers} and merged_meta:
+        meta["dothis_concurrency"] = merged_meta.get("dothis_concurrency")
     from report import write_report  # noqa: PLC0415
 
     write_report(results, meta, [d.__dict__ for d in drivers], RESULTS, PEERS_VENV)
@@ -558,16 +574,16 @@ def _raw_driver(raw: Driver) -> Driver:
     return raw
 
 
-def soak_size(system: dict[str, Any], soak: int, quick: bool) -> int:
-    """The soak drains `soak` tasks, or fewer for a system too slow to do it in about 40 s."""
+def soak_size(system: dict[str, Any], soak: int, quick: bool, dothis: bool = False) -> int:
+    """dothis drains `soak` tasks; a peer as many as it drains in about 15 s (at most `soak`)."""
     if quick:
         return soak
     rate = system.get("drain-rec", {}).get("steady_rate") or system.get("drain-c1", {}).get("steady_rate")
     if not isinstance(rate, int | float) or rate <= 0:
         return min(soak, 2000)
-    if rate >= 500:  # dothis and every system that keeps up: the full count
-        return soak if soak <= 50_000 else int(min(soak, max(50_000, rate * 600)))
-    return int(min(soak, max(600, rate * 25)))
+    if dothis:  # the full count: 50,000 by default, 1,000,000 with --full
+        return soak
+    return int(min(soak, max(600, rate * 15)))  # peers: what they drain in about 15 s
 
 
 def sweep_dothis(runner: Runner, driver: Driver, sizes: Sizes, results: dict[str, Any]) -> int:
