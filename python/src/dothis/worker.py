@@ -9,6 +9,7 @@ every claimed task sits in ``<queue>:executing`` with this worker recorded as it
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import functools
 import logging
 import os
@@ -55,6 +56,15 @@ log = logging.getLogger("dothis.worker")
 CRASH_STEPS = ("claimed", "started", "ran", "finished")
 MULTI_QUEUE_BLOCK_SECONDS = 0.25
 CLAIM_BATCH = 100
+
+
+def _stuck_exit() -> None:
+    """A worker that has not left well after its grace period: show where it is, then exit."""
+    log.error("the worker did not stop within its grace period; the stacks of every thread "
+              "follow, then it exits with status 1")  # fmt: skip
+    faulthandler.dump_traceback(all_threads=True)
+    logging.shutdown()
+    os._exit(1)
 
 
 def _crash_step() -> str | None:
@@ -173,6 +183,9 @@ class Worker:
             log.info("%s: finishing %d running task(s), then exiting (again to force)", name,
                      len(self._running))  # fmt: skip
             self.stop()
+            watchdog = threading.Timer(self.options.grace_seconds + 10, _stuck_exit)
+            watchdog.daemon = True
+            watchdog.start()
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
