@@ -31,14 +31,26 @@ if (process.argv[2] === 'worker') {
       }
     },
     async roundtrip() {
-      const job = this.q.createJob({});
-      const finished = new Promise((resolve, reject) => {
-        job.on('succeeded', resolve);
-        job.on('failed', reject);
-        setTimeout(() => reject(new Error('no result within 30 s')), 30_000).unref();
+      // the queue-level 'job succeeded' event (pub/sub); per-job listeners missed results after a
+      // few hundred jobs here. An event that arrives before save() resolves is kept in `early`.
+      if (!this.waiting) {
+        this.waiting = new Map();
+        this.early = new Set();
+        this.q.on('job succeeded', (id) => {
+          const resolve = this.waiting.get(String(id));
+          if (resolve) resolve(); else this.early.add(String(id));
+        });
+      }
+      const job = await this.q.createJob({}).save();
+      const id = String(job.id);
+      if (this.early.delete(id)) return;
+      let timer;
+      await new Promise((resolve, reject) => {
+        this.waiting.set(id, resolve);
+        timer = setTimeout(() => reject(new Error('no result within 30 s')), 30_000);
       });
-      await job.save();
-      await finished;
+      clearTimeout(timer);
+      this.waiting.delete(id);
     },
     async done() { return this.raw.scard('bq:bench:succeeded'); },
     workerArgv(concurrency) { return ['node', 'bee_queue_peer.mjs', 'worker', this.url, String(concurrency)]; },
