@@ -10,6 +10,7 @@ dothis worker --queue chaos chaos.chaos_tasks
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import time
@@ -21,6 +22,9 @@ LOG_ENV = "DOTHIS_CHAOS_LOG"
 # The worker process: this module is imported by the worker before it starts any pool of
 # children, so a child that runs a task still knows which process is its worker.
 WORKER_PID = os.getpid()
+# Diagnostics: SIGUSR1 makes the worker print every thread's Python stack to its log (stderr),
+# which the harness asks for when a worker does not exit in time.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def append_line(path: str, line: str) -> None:

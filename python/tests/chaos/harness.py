@@ -217,6 +217,14 @@ class Fleet:
                 f"{process.output()[-3000:]}"
             )
 
+    def unclean(self, codes: list[int | None]) -> str:
+        """The logs of the slots whose exit code (from ``terminate``) is not 0."""
+        return "\n".join(
+            f"--- {process.worker_id} exit {code}:\n{process.output()[-4000:]}"  # type: ignore[attr-defined]
+            for process, code in zip(self.slots, codes, strict=True)
+            if code != 0
+        )
+
     def outputs(self) -> str:
         return "\n".join(p.output() for p in self.everyone)
 
@@ -231,6 +239,8 @@ class Fleet:
                 codes.append(process.wait(timeout=timeout))
             except subprocess.TimeoutExpired:
                 codes.append(None)
+                process.signal(signal.SIGUSR1)  # chaos_tasks: dump every thread's stack
+                time.sleep(0.5)  # let the dump reach the log
         return codes
 
     def close(self) -> None:

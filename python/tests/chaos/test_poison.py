@@ -79,4 +79,4 @@ def test_poison_task_is_bounded_by_max_claims(server, client, queue_name, histor
     assert set(verdict.duplicated) <= {"poison"}, verdict.summary()
     assert client.llen(f"{queue_name}:executing") == 0
     codes = fleet.terminate()
-    assert all(code == 0 for code in codes), f"exit codes {codes}: {fleet.outputs()[-3000:]}"
+    assert all(code == 0 for code in codes), fleet.unclean(codes)
