@@ -217,6 +217,11 @@ class Fleet:
                 f"{process.output()[-3000:]}"
             )
 
+    def stop_cleanly(self, timeout: float = 20) -> None:
+        """SIGTERM every worker; each must exit 0 in time (SPEC.md 9.4), else fail with its log."""
+        codes = self.terminate(timeout)
+        assert all(code == 0 for code in codes), self.unclean(codes)
+
     def unclean(self, codes: list[int | None]) -> str:
         """The logs of the slots whose exit code (from ``terminate``) is not 0."""
         return "\n".join(

@@ -78,5 +78,4 @@ def test_poison_task_is_bounded_by_max_claims(server, client, queue_name, histor
     assert not good_lost and not verdict.unexpected, verdict.summary()
     assert set(verdict.duplicated) <= {"poison"}, verdict.summary()
     assert client.llen(f"{queue_name}:executing") == 0
-    codes = fleet.terminate()
-    assert all(code == 0 for code in codes), fleet.unclean(codes)
+    fleet.stop_cleanly()

@@ -55,7 +55,7 @@ def test_sigkill_redis_with_aof_loses_nothing(servers, queue_name, history, flee
     assert not verdict.unexpected, verdict.summary()
     assert not producer.unacknowledged, producer.unacknowledged[:5]
     assert not leftovers
-    assert all(code == 0 for code in fleet.terminate()), fleet.outputs()[-3000:]
+    fleet.stop_cleanly()
     client.close()
 
 

@@ -53,7 +53,7 @@ def test_revived_stale_worker_is_fenced(server, client, queue_name, history, fle
         # It notices that its lease had expired and registers again ...
         poll(lambda: client.exists(f"{queue_name}:worker:{stale_worker.worker_id}"), timeout=10)
         # ... and keeps serving: with the rescuer gone, it runs the next task itself.
-        assert rescuer.terminate() == [0], rescuer.outputs()[-3000:]
+        rescuer.stop_cleanly()
         assert history.enqueue(queue, "next")
         poll(lambda: client.hget(f"{queue_name}:task:next", "result"), timeout=30)
         assert client.hget(f"{queue_name}:task:next", "worker") == stale_worker.worker_id.encode()
@@ -68,4 +68,4 @@ def test_revived_stale_worker_is_fenced(server, client, queue_name, history, fle
     assert verdict.duplicated == {"slow": 2}, verdict.summary()  # both copies ran to the end
     log = stale_worker.output()
     assert "had expired" in log and "slow" in log
-    assert stale.terminate() == [0], stale.outputs()[-3000:]
+    stale.stop_cleanly()

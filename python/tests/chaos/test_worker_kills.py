@@ -9,14 +9,12 @@ function ran but before its outcome was written runs at most ``concurrency`` tas
 from __future__ import annotations
 
 import random
-import threading
 import time
 
 import pytest
 
 from chaos.checker import Row
-from chaos.harness import size, wait_all_finished
-from dothis import Queue
+from chaos.harness import Producer, size, wait_all_finished
 
 pytestmark = pytest.mark.chaos
 
@@ -34,20 +32,8 @@ def test_random_sigkill_of_workers(server, client, queue_name, history, fleets, 
     fleet = fleets(server.url, queue_name, *TIMING, "--concurrency", str(CONCURRENCY),
                    log=history.log).start(WORKERS)  # fmt: skip
     fleet.wait_registered(client, timeout=30)
-    began = time.monotonic()
-
-    def produce() -> None:
-        with Queue(queue_name, server.url) as queue:
-            for number in range(tasks):
-                # paced so that tasks keep arriving for the whole kill window
-                due = began + window * number / tasks
-                time.sleep(max(0.0, due - time.monotonic()))
-                seconds = rng_tasks.choice((0.0, 0.005, 0.02))
-                history.enqueue(queue, f"k{number:05d}", args={"seconds": seconds})
-
-    rng_tasks = random.Random(7)
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
+    producer = Producer(server.url, queue_name, history, tasks, window, prefix="k").start()
+    began = producer.began
     kills_at: list[float] = []
     while time.monotonic() - began < window:
         time.sleep(rng.uniform(0.3, 0.5))  # the fault schedule itself, not a wait for an event
@@ -60,8 +46,7 @@ def test_random_sigkill_of_workers(server, client, queue_name, history, fleets, 
         fleet.kill(slot)
         fleet.refill(slot)
         kills_at.append(time.monotonic() - began)
-    producer.join(timeout=60)
-    assert not producer.is_alive(), "the producer did not finish"
+    producer.join()
     wait_all_finished(history, client, queue_name, timeout=size(90, 240), fleet=fleet)
     verdict = history.check(client, queue_name)
     bound = fleet.kills * CONCURRENCY
@@ -77,4 +62,4 @@ def test_random_sigkill_of_workers(server, client, queue_name, history, fleets, 
     assert verdict.extra <= bound, verdict.summary()
     assert not leftovers
     fleet.wait_registered(client, timeout=60)  # a SIGTERM during start-up would just kill
-    assert all(code == 0 for code in fleet.terminate()), fleet.outputs()[-3000:]
+    fleet.stop_cleanly()
