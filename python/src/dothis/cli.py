@@ -61,11 +61,12 @@ def main() -> None:
 )
 @click.option(
     "--pool",
-    type=click.Choice(["process", "thread"]),
+    type=click.Choice(["process", "thread", "inline"]),
     default="process",
     show_default=True,
-    help="Where plain functions run: child processes (a try can be stopped at its "
-    "timeout) or threads.",
+    help="Where plain functions run: child processes (a try can be stopped at its timeout), "
+    "threads, or inline on the worker's event loop (fastest; for short functions only: "
+    "timeouts are not enforced and heartbeats wait for each call).",
 )
 @click.option(
     "--timeout",

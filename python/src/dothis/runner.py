@@ -229,6 +229,8 @@ class Runner:
                 return await asyncio.wait_for(_run_async(call), timeout)
         if self.pool is not None:
             return await self.pool.run(call.name, call.args, timeout)
+        if self.executor is None:  # pool "inline": on the event loop, for short functions
+            return run_call(call.function, call.args)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, run_call, call.function, call.args)
         return await asyncio.wait_for(future, timeout)

@@ -100,8 +100,8 @@ class WorkerOptions:
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.prefetch < 0:
             raise ValueError("concurrency must be at least 1 and prefetch at least 0")
-        if self.pool not in ("process", "thread"):
-            raise ValueError("pool must be process or thread")
+        if self.pool not in ("process", "thread", "inline"):
+            raise ValueError("pool must be process, thread or inline")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("timeout must be positive")
         if not 0 < self.heartbeat_ms < self.lease_ms:
@@ -206,14 +206,14 @@ class Worker:
         executor = None
         if self.options.pool == "process":
             pool.start()
-        else:
+        elif self.options.pool == "thread":
             executor = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="dothis")
         main_thread = threading.current_thread() is threading.main_thread()
         if main_thread:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(signum, self._on_signal, signum)
-        runner_args = (pool if executor is None else None, executor, self._crash_point,
-                       self.forced)  # fmt: skip
+        runner_args = (pool if self.options.pool == "process" else None, executor,
+                       self._crash_point, self.forced)  # fmt: skip
         self.lanes = [Lane(self, name, runner_args) for name in self.queues]
         try:
             fields = worker_fields(self)

@@ -214,3 +214,14 @@ def test_the_reaper_reads_every_page_of_executing(queue, r, url) -> None:
 
     assert asyncio.run(sweep()).requeued == 1
     assert r.lrange(queue.keys.pending, 0, -1) == [b"oldest"]
+
+
+def test_inline_pool_with_prefetch(queue, r, start_worker) -> None:
+    """pool inline runs plain functions on the event loop; prefetched tasks are claimed and
+    owned in executing (crash-safe) and all finish."""
+    start_worker(pool="inline", prefetch=50)
+    tasks = queue.enqueue_many([("add", {"a": i, "b": 1}) for i in range(300)])
+    assert [task.wait(timeout=20) for task in tasks] == [i + 1 for i in range(300)]
+    assert r.llen(queue.keys.executing) == 0
+    with pytest.raises(TaskFailed):
+        queue.enqueue("fail", message="inline").wait(timeout=10)
