@@ -13,7 +13,9 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
+import sys
 import time
+from typing import Any
 
 import dothis.examples  # noqa: F401  (registers echo, add, sleep, fail)
 from dothis import task
@@ -25,6 +27,31 @@ WORKER_PID = os.getpid()
 # Diagnostics: SIGUSR1 makes the worker print every thread's Python stack to its log (stderr),
 # which the harness asks for when a worker does not exit in time.
 faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+def _dump_asyncio_tasks(signum: int, frame: object) -> None:
+    """SIGUSR2: print the stack of every asyncio task of the worker's loop to its log."""
+    import asyncio
+
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no running loop in this thread
+        return
+    for job in tasks:
+        print(f"asyncio task {job.get_name()}: {job!r}", file=sys.stderr)
+        awaited: Any = job.get_coro()
+        while awaited is not None:  # the chain of awaits, outermost first
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is None:
+                print(f"  awaiting {awaited!r}", file=sys.stderr)
+                break
+            code = frame.f_code
+            print(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}", file=sys.stderr)
+            awaited = getattr(awaited, "cr_await", None)
+    sys.stderr.flush()
+
+
+signal.signal(signal.SIGUSR2, _dump_asyncio_tasks)
 
 
 def append_line(path: str, line: str) -> None:
