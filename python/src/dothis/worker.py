@@ -234,7 +234,9 @@ class Worker:
             finally:
                 for job in background:
                     job.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+                _, stuck = await asyncio.wait(background, timeout=5)
+                if stuck:
+                    log.warning("%d background loop(s) did not stop within 5 s", len(stuck))
                 await self._leave()
         finally:
             await pool.close()
@@ -285,6 +287,7 @@ class Worker:
 
     async def _every(self, seconds: float, what: str, action: Any) -> None:
         """Run ``action`` forever, ``seconds`` apart (jittered); a failure is logged, not fatal."""
+        current = asyncio.current_task()
         while True:
             await asyncio.sleep(seconds * random.uniform(0.8, 1.2))
             try:
@@ -293,6 +296,10 @@ class Worker:
                 log.debug("%s failed (%s); retrying", what, error)
             except Exception:
                 log.exception("%s failed; retrying", what)
+            # A cancel that arrived during the action may surface as a connection error from
+            # the client library; the loop must still end.
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError
 
     async def _heartbeat_loop(self) -> None:
         fields = worker_fields(self)
