@@ -23,7 +23,7 @@ step "Node client: build, typecheck, lint, node --test"
 (cd node-client && DOTHIS_PYTHON="$PY" npm run --silent ci)
 
 step "Conformance suite (every implementation)"
-"$PY" -m pytest -q -p no:cacheprovider conformance/tests
+"$PY" -m pytest -q -s -p no:cacheprovider conformance/tests   # -s: show the pass table
 
 step "Repository checks (docker-compose.yml, README commands)"
 "$PY" -m pytest -q -p no:cacheprovider tests
