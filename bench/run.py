@@ -339,13 +339,13 @@ FULL = Sizes(**{**DEFAULT.__dict__, "soak": 1_000_000, "depths": (10_000, 100_00
 # budget: rq forks a process per job, celery enqueues a few hundred tasks/s, and the round trips
 # of arq, saq, taskiq and huey are set by their polling intervals (0.1 to 1 s).
 PEER_SIZES: dict[str, dict[str, int]] = {
-    "rq": {"enqueue": 1000, "bulk": 2000, "drain": 200, "latency": 50},
+    "rq": {"enqueue": 1000, "bulk": 2000, "drain": 120, "latency": 50},
     "celery": {"enqueue": 1000, "bulk": 1000, "drain": 1000, "latency": 200},
     "arq": {"drain": 1000, "latency": 5},
     "saq": {"drain": 2000, "latency": 5},
-    "taskiq": {"drain": 1000, "latency": 10},
+    "taskiq": {"drain": 500, "latency": 5},
     "huey": {"drain": 3000, "latency": 50},
-    "dramatiq": {"drain": 1500},
+    "dramatiq": {"drain": 800, "latency": 100},
     "rpqueue": {"drain": 3000, "latency": 100},
 }
 
@@ -575,7 +575,7 @@ def _raw_driver(raw: Driver) -> Driver:
 
 
 def soak_size(system: dict[str, Any], soak: int, quick: bool, dothis: bool = False) -> int:
-    """dothis drains `soak` tasks; a peer as many as it drains in about 8 s (at most `soak`)."""
+    """dothis drains `soak` tasks; a peer as many as it drains in about 6 s (at most `soak`)."""
     if quick:
         return soak
     rate = system.get("drain-rec", {}).get("steady_rate") or system.get("drain-c1", {}).get("steady_rate")
@@ -583,7 +583,7 @@ def soak_size(system: dict[str, Any], soak: int, quick: bool, dothis: bool = Fal
         return min(soak, 2000)
     if dothis:  # the full count: 50,000 by default, 1,000,000 with --full
         return soak
-    return int(min(soak, max(600, rate * 8)))  # peers: what they drain in about 8 s
+    return int(min(soak, max(600, rate * 6)))  # peers: what they drain in about 6 s
 
 
 def sweep_dothis(runner: Runner, driver: Driver, sizes: Sizes, results: dict[str, Any]) -> int:

@@ -147,6 +147,7 @@ class Worker:
         self._running: dict[asyncio.Task[None], tuple[Lane, bytes]] = {}
         self._crash_at = _crash_step()
         self.lanes: list[Lane] = []
+        self._idle = True  # the last claim found nothing: block for one entry, do not batch
 
     @property
     def runner(self) -> Any:
@@ -360,8 +361,8 @@ class Worker:
         first queue when all are empty."""
         claimed: list[tuple[Lane, bytes]] = []
         for lane in self.lanes:
-            if wanted == 1 and len(self.lanes) == 1:
-                break  # one slot, one queue: BLMOVE answers at once when a task waits
+            if (wanted == 1 or self._idle) and len(self.lanes) == 1:
+                break  # one queue and one slot, or nothing waited last time: BLMOVE at once
             pipe = self.client.pipeline(transaction=False)
             for _ in range(wanted - len(claimed)):
                 pipe.lmove(lane.keys.pending, lane.keys.executing, "RIGHT", "LEFT")
@@ -370,6 +371,7 @@ class Worker:
             if len(claimed) == wanted:
                 return claimed
         if claimed:
+            self._idle = False
             return claimed
         block = self.options.block_seconds if len(self.lanes) == 1 else MULTI_QUEUE_BLOCK_SECONDS
         first = self.lanes[0]
@@ -378,6 +380,8 @@ class Worker:
             cast(int, block),  # BLMOVE takes fractions of a second
             "RIGHT", "LEFT",
         )  # fmt: skip
+        # Busy again once BLMOVE returns an entry: the next claim takes a whole batch.
+        self._idle = entry is None
         return [] if entry is None else [(first, cast(bytes, entry))]
 
     async def _claim_loop(self) -> None:
