@@ -114,7 +114,9 @@ describe('wait', () => {
 
   test('a failed task rejects with TaskFailedError carrying code, reason and exception', () => withQueue(async (queue) => {
     const task = await queue.enqueue('fail', { message: 'boom' });
+    // Handled at once: the rejection may come while finishRaw is still being awaited.
     const waiting = task.wait({ timeout: 5000 });
+    waiting.catch(() => {});
     await until(() => subscribers(`${queue.name}:results`), { what: 'the subscription' });
     const exception = 'Traceback (most recent call last):\n  ...\nRuntimeError: boom';
     await finishRaw(redis.raw, queue.name, task.key, { failed: true, code: 'exception', reason: 'boom', exception });
