@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dothis.connection import translate_errors
 from dothis.execution import Call, Failure, failure_fields, prepare, success_fields, unserializable
-from dothis.followups import callback_id
+from dothis.followups import callback_call, callback_id
 from dothis.pool import Reply, run_call
-from dothis.protocol import ErrorCode, Field, Outcome, State, now_iso, now_ms
+from dothis.protocol import ErrorCode, Field, State, now_iso, now_ms
 from dothis.registry import Registry, default_registry
 
 if TYPE_CHECKING:
@@ -103,15 +103,11 @@ class Eager:
         info = self.queue.read_task(task_id)
         if info is None:
             return
-        succeeded = info.outcome == Outcome.SUCCESSFUL
-        callback = info.get(Field.ON_SUCCESS if succeeded else Field.ON_FAILURE)
-        if callback:
-            error = None if succeeded else {"code": info.get(Field.ERROR_CODE),
-                                            "reason": info.get(Field.ERROR_REASON)}  # fmt: skip
-            args = {"id": task_id, "outcome": info.outcome, "value": info.value, "error": error}
+        call = callback_call(task_id, info.fields)
+        if call is not None:
             child = callback_id(task_id)
             if not client.exists(keys.task(child)):
-                self.queue.enqueue_call(callback, args, task_id=child)
+                self.queue.enqueue_call(call[0], call[1], task_id=child)
         dependents = keys.dependents(task_id)
         for raw in cast(list[bytes], client.smembers(dependents)):
             child = raw.decode()

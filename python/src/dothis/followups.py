@@ -25,6 +25,24 @@ def callback_id(task_id: str) -> str:
     return "cb-" + hashlib.sha1(task_id.encode()).hexdigest()
 
 
+def callback_call(task_id: str, fields: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
+    """(function, args) of the callback an ended task asks for, or None (SPEC.md 5.13)."""
+    result = fields.get(Field.RESULT)
+    succeeded = result == Outcome.SUCCESSFUL
+    function = fields.get(Field.ON_SUCCESS if succeeded else Field.ON_FAILURE)
+    if not function:
+        return None
+    value: Any = None
+    if succeeded:
+        try:
+            value = codec.decode(fields.get(Field.RESULT_VALUE, "null"))
+        except ValueError:
+            value = None
+    error = None if succeeded else {"code": fields.get(Field.ERROR_CODE, ""),
+                                    "reason": fields.get(Field.ERROR_REASON, "")}  # fmt: skip
+    return function, {"id": task_id, "outcome": result, "value": value, "error": error}
+
+
 class Followups:
     def __init__(self, client: Any, scripts: Scripts, keys: Keys, failure_ttl: int) -> None:
         self.client = client
@@ -41,24 +59,15 @@ class Followups:
             fields = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
             result = fields.get(Field.RESULT)
             if fields.get(Field.STATE) == State.FINISHED and result:
-                await self._callback(current, fields, result)
+                await self._callback(current, fields)
                 todo += await self._release_children(current, result)
             await self.client.srem(self.keys.releasing, current)
 
-    async def _callback(self, task_id: str, fields: dict[str, str], result: str) -> None:
-        succeeded = result == Outcome.SUCCESSFUL
-        function = fields.get(Field.ON_SUCCESS if succeeded else Field.ON_FAILURE)
-        if not function:
+    async def _callback(self, task_id: str, fields: dict[str, str]) -> None:
+        call = callback_call(task_id, fields)
+        if call is None:
             return
-        value: Any = None
-        if succeeded:
-            try:
-                value = codec.decode(fields.get(Field.RESULT_VALUE, "null"))
-            except ValueError:
-                value = None
-        error = None if succeeded else {"code": fields.get(Field.ERROR_CODE, ""),
-                                        "reason": fields.get(Field.ERROR_REASON, "")}  # fmt: skip
-        args = {"id": task_id, "outcome": result, "value": value, "error": error}
+        function, args = call
         child = callback_id(task_id)
         created = await self.scripts.enqueue(
             keys=[self.keys.task(child), self.keys.pending, self.keys.scheduled],
