@@ -13,23 +13,84 @@
 -- ARGV[5]  the message, the task key <queue>:task:<id>
 -- ARGV[6]  the task id
 -- ARGV[7]  now, ms since the epoch (the registry score)
--- ARGV[8]  'succeeded' or 'failed': the registry the id joins
--- ARGV[9]  seconds the hash is kept from now ('0': kept until deleted)
+-- ARGV[8]  'succeeded' or 'failed': the registry the id joins, and which TTL applies
+-- ARGV[9]  the caller's default TTL for this outcome (result-ttl on success, else failure-ttl):
+--          seconds, or '-1' (kept); '0' or '' means the protocol default. The hash's own
+--          result-ttl / failure-ttl wins when it is valid (SPEC.md 3.1).
 -- ARGV[10] registry entries scored before this many ms since the epoch are dropped ('0': none)
 -- ARGV[11..] field/value pairs to write (state=finished, result, ...)
 --
--- Returns: 1  written, entry removed from executing, id added to its registry, message
---             published (in that order);
+-- Returns: 1  written, entry removed from executing, id added to its registry, TTL applied,
+--             message published (in that order);
 --          2  as 1, and the id was added to <queue>:releasing: the task has dependents, or an
 --             on-success / on-failure callback for this outcome (the caller runs the follow-ups);
 --          0  fenced: the hash is not executing under this worker and claims value (the task was
 --             recovered, taken over or cancelled); nothing is written;
 --         -1  the hash is gone or is not a hash: the entry is removed from executing, nothing else.
 -- Events:  PUBLISH ARGV[4] ARGV[5] when it returns 1 or 2.
--- Plain commands: TYPE KEYS[1]; HMGET KEYS[1] state worker claims; HSET KEYS[1] ARGV[11..];
---   LREM KEYS[2] 1 ARGV[1]; ZADD <registry> ARGV[7] ARGV[6];
---   [ZREMRANGEBYSCORE <registry> -inf (ARGV[10]]; EXISTS KEYS[5]; HEXISTS KEYS[1] on-success or
---   on-failure; [SADD KEYS[6] ARGV[6]]; [EXPIRE KEYS[1] ARGV[9]]; PUBLISH ARGV[4] ARGV[5]
+-- Plain commands: TYPE KEYS[1]; HMGET KEYS[1] state worker claims; LREM KEYS[2] 1 ARGV[1];
+--   then the ending (lib/ending.lua): HSET KEYS[1] ARGV[11..]; HDEL KEYS[1] waiting-for;
+--   ZADD <registry> ARGV[7] ARGV[6]; [ZREMRANGEBYSCORE <registry> -inf (ARGV[10]];
+--   EXISTS KEYS[5]; HEXISTS KEYS[1] on-success or on-failure; [SADD KEYS[6] ARGV[6]];
+--   HGET KEYS[1] result-ttl or failure-ttl; EXPIRE KEYS[1] <seconds> or PERSIST KEYS[1];
+--   PUBLISH ARGV[4] ARGV[5]
+-- >>> lib/ending.lua (generated: edit lua/lib/ending.lua, then run scripts/build-lua.py)
+-- lib/ending.lua: the one way a task ends (SPEC.md 3.1, 5.4, 5.5, 5.7, 5.13, 5.14). Not a script
+-- of its own: scripts/build-lua.py copies this file, byte for byte, between the marker lines of
+-- finish.lua, cancel.lua, release.lua and recover.lua, which stay complete scripts.
+--
+-- end_task(e) ends the task hash e.task (id e.id) and returns true when its follow-ups are due:
+--   HSET e.task <e.fields>; HDEL e.task waiting-for
+--   ZADD e.registry e.score e.id          <queue>:succeeded on success, else <queue>:failed
+--   ZREMRANGEBYSCORE e.registry -inf (e.horizon      only when e.horizon is given and not '0'
+--   EXISTS e.dependents; HEXISTS e.task on-success (success) or on-failure (any other outcome)
+--   SADD e.releasing e.id                 when either is 1 (then it returns true)
+--   HGET e.task result-ttl (success) or failure-ttl; EXPIRE e.task <seconds>, or PERSIST (kept)
+--   PUBLISH e.channel e.message
+-- The TTL: the hash's own field when it is a valid value, else e.default (the caller's
+-- argument) when it is one, else the protocol default: result-ttl 86400, failure-ttl 604800
+-- (defaults in schema/protocol.json). A valid value is a positive integer text of at most 9
+-- digits (seconds), or '-1' (kept). So '', '0' or no argument at all mean the protocol default.
+local function ending_ttl(value)
+  if value == '-1' then
+    return -1
+  end
+  if type(value) == 'string' and #value <= 9 and string.match(value, '^[1-9][0-9]*$') then
+    return tonumber(value)
+  end
+  return nil
+end
+
+local function end_task(e)
+  local ttl_field, callback, default_ttl = 'failure-ttl', 'on-failure', 604800
+  if e.succeeded then
+    ttl_field, callback, default_ttl = 'result-ttl', 'on-success', 86400
+  end
+  redis.call('HSET', e.task, unpack(e.fields))
+  redis.call('HDEL', e.task, 'waiting-for')
+  redis.call('ZADD', e.registry, e.score, e.id)
+  if e.horizon and e.horizon ~= '0' then
+    redis.call('ZREMRANGEBYSCORE', e.registry, '-inf', '(' .. e.horizon)
+  end
+  local followups = redis.call('EXISTS', e.dependents) == 1
+    or redis.call('HEXISTS', e.task, callback) == 1
+  if followups then
+    redis.call('SADD', e.releasing, e.id)
+  end
+  local own = false
+  if redis.call('HSTRLEN', e.task, ttl_field) <= 9 then
+    own = redis.call('HGET', e.task, ttl_field)
+  end
+  local ttl = ending_ttl(own) or ending_ttl(e.default) or default_ttl
+  if ttl > 0 then
+    redis.call('EXPIRE', e.task, ttl)
+  else
+    redis.call('PERSIST', e.task)
+  end
+  redis.call('PUBLISH', e.channel, e.message)
+  return followups
+end
+-- <<< lib/ending.lua
 local task, executing = KEYS[1], KEYS[2]
 if redis.call('TYPE', task)['ok'] ~= 'hash' then
   redis.call('LREM', executing, 1, ARGV[1])
@@ -39,25 +100,20 @@ local now = redis.call('HMGET', task, 'state', 'worker', 'claims')
 if now[1] ~= 'executing' or now[2] ~= ARGV[2] or now[3] ~= ARGV[3] then
   return 0
 end
-redis.call('HSET', task, unpack(ARGV, 11))
 redis.call('LREM', executing, 1, ARGV[1])
 
-local registry, callback = KEYS[4], 'on-success'
-if ARGV[8] == 'failed' then
-  registry, callback = KEYS[3], 'on-failure'
+local succeeded = ARGV[8] ~= 'failed'
+local registry = KEYS[4]
+if not succeeded then
+  registry = KEYS[3]
 end
-redis.call('ZADD', registry, ARGV[7], ARGV[6])
-if ARGV[10] ~= '0' then
-  redis.call('ZREMRANGEBYSCORE', registry, '-inf', '(' .. ARGV[10])
+local followups = end_task({
+  task = task, id = ARGV[6], succeeded = succeeded, fields = {unpack(ARGV, 11)},
+  registry = registry, score = ARGV[7], horizon = ARGV[10],
+  dependents = KEYS[5], releasing = KEYS[6], default = ARGV[9],
+  channel = ARGV[4], message = ARGV[5],
+})
+if followups then
+  return 2
 end
-
-local result = 1
-if redis.call('EXISTS', KEYS[5]) == 1 or redis.call('HEXISTS', task, callback) == 1 then
-  redis.call('SADD', KEYS[6], ARGV[6])
-  result = 2
-end
-if ARGV[9] ~= '0' then
-  redis.call('EXPIRE', task, ARGV[9])
-end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return result
+return 1

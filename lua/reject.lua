@@ -6,7 +6,8 @@
 -- ARGV[2]  the rejection record, JSON (schema/rejected.schema.json)
 -- ARGV[3]  the most records the rejected list keeps
 --
--- Returns: 1 the entry left executing and the record was pushed; 0 the entry was not in executing.
+-- Returns: 1  the entry left executing and the record was pushed (the list trimmed to ARGV[3]);
+--          0  the entry was not in executing: nothing done.
 -- Plain commands: LREM KEYS[1] 1 ARGV[1]; LPUSH KEYS[2] ARGV[2]; LTRIM KEYS[2] 0 ARGV[3]-1
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
   return 0

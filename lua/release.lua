@@ -11,18 +11,83 @@
 -- ARGV[3]  the parent's result (successful, failed, cancelled, expired)
 -- ARGV[4]  now, ISO-8601 UTC
 -- ARGV[5]  now, ms since the epoch
--- ARGV[6]  the results channel; ARGV[7] the child's task key (the message)
--- ARGV[8]  seconds a failed hash is kept ('0': kept)
+-- ARGV[6]  the results channel, <queue>:results
+-- ARGV[7]  the message, the child's task key <queue>:task:<child>
+-- ARGV[8]  the caller's default failure-ttl: seconds, or '-1' (kept); '0' or '' means the
+--          protocol default. The child's own failure-ttl wins when it is valid (SPEC.md 3.1).
 --
 -- Returns: 0  nothing to do: the child was not in the parent's set (released already) or is no
 --             longer waiting;
 --          1  the last parent succeeded: the child is pending (LPUSH) and waiting-for is gone;
 --          2  a parent succeeded, others are still unfinished: waiting-for decremented;
 --          3  the parent did not succeed: the child finished as failed with dependency-failed,
---             joined the failed registry, was published, and (having dependents of its own) was
---             added to <queue>:releasing.
--- Plain commands: SREM KEYS[3] ARGV[1]; TYPE/HGET KEYS[1] state; HINCRBY KEYS[1] waiting-for -1;
---   HSET/HDEL KEYS[1] ...; LPUSH KEYS[2] ARGV[1]; ZADD KEYS[4]; SADD KEYS[6]; PUBLISH
+--             waiting-for removed, joined the failed registry (and <queue>:releasing when it has
+--             dependents of its own or an on-failure callback), TTL applied, message published.
+-- Events:  PUBLISH ARGV[6] ARGV[7] when it returns 3.
+-- Plain commands: SREM KEYS[3] ARGV[1]; TYPE KEYS[1]; HGET KEYS[1] state;
+--   HINCRBY KEYS[1] waiting-for -1; [HSET KEYS[1] state pending; HDEL KEYS[1] waiting-for;
+--   LPUSH KEYS[2] ARGV[1]]; or the ending (lib/ending.lua): HSET KEYS[1] state finished
+--   result failed error-code dependency-failed error-reason ... error-exception ''
+--   finished-created ARGV[4]; HDEL KEYS[1] waiting-for; ZADD KEYS[4] ARGV[5] ARGV[1];
+--   EXISTS KEYS[5]; HEXISTS KEYS[1] on-failure; [SADD KEYS[6] ARGV[1]];
+--   HGET KEYS[1] failure-ttl; EXPIRE KEYS[1] <seconds> or PERSIST KEYS[1]; PUBLISH ARGV[6] ARGV[7]
+-- >>> lib/ending.lua (generated: edit lua/lib/ending.lua, then run scripts/build-lua.py)
+-- lib/ending.lua: the one way a task ends (SPEC.md 3.1, 5.4, 5.5, 5.7, 5.13, 5.14). Not a script
+-- of its own: scripts/build-lua.py copies this file, byte for byte, between the marker lines of
+-- finish.lua, cancel.lua, release.lua and recover.lua, which stay complete scripts.
+--
+-- end_task(e) ends the task hash e.task (id e.id) and returns true when its follow-ups are due:
+--   HSET e.task <e.fields>; HDEL e.task waiting-for
+--   ZADD e.registry e.score e.id          <queue>:succeeded on success, else <queue>:failed
+--   ZREMRANGEBYSCORE e.registry -inf (e.horizon      only when e.horizon is given and not '0'
+--   EXISTS e.dependents; HEXISTS e.task on-success (success) or on-failure (any other outcome)
+--   SADD e.releasing e.id                 when either is 1 (then it returns true)
+--   HGET e.task result-ttl (success) or failure-ttl; EXPIRE e.task <seconds>, or PERSIST (kept)
+--   PUBLISH e.channel e.message
+-- The TTL: the hash's own field when it is a valid value, else e.default (the caller's
+-- argument) when it is one, else the protocol default: result-ttl 86400, failure-ttl 604800
+-- (defaults in schema/protocol.json). A valid value is a positive integer text of at most 9
+-- digits (seconds), or '-1' (kept). So '', '0' or no argument at all mean the protocol default.
+local function ending_ttl(value)
+  if value == '-1' then
+    return -1
+  end
+  if type(value) == 'string' and #value <= 9 and string.match(value, '^[1-9][0-9]*$') then
+    return tonumber(value)
+  end
+  return nil
+end
+
+local function end_task(e)
+  local ttl_field, callback, default_ttl = 'failure-ttl', 'on-failure', 604800
+  if e.succeeded then
+    ttl_field, callback, default_ttl = 'result-ttl', 'on-success', 86400
+  end
+  redis.call('HSET', e.task, unpack(e.fields))
+  redis.call('HDEL', e.task, 'waiting-for')
+  redis.call('ZADD', e.registry, e.score, e.id)
+  if e.horizon and e.horizon ~= '0' then
+    redis.call('ZREMRANGEBYSCORE', e.registry, '-inf', '(' .. e.horizon)
+  end
+  local followups = redis.call('EXISTS', e.dependents) == 1
+    or redis.call('HEXISTS', e.task, callback) == 1
+  if followups then
+    redis.call('SADD', e.releasing, e.id)
+  end
+  local own = false
+  if redis.call('HSTRLEN', e.task, ttl_field) <= 9 then
+    own = redis.call('HGET', e.task, ttl_field)
+  end
+  local ttl = ending_ttl(own) or ending_ttl(e.default) or default_ttl
+  if ttl > 0 then
+    redis.call('EXPIRE', e.task, ttl)
+  else
+    redis.call('PERSIST', e.task)
+  end
+  redis.call('PUBLISH', e.channel, e.message)
+  return followups
+end
+-- <<< lib/ending.lua
 if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then
   return 0
 end
@@ -38,16 +103,13 @@ if ARGV[3] == 'successful' then
   redis.call('LPUSH', KEYS[2], ARGV[1])
   return 1
 end
-redis.call('HSET', KEYS[1], 'state', 'finished', 'result', 'failed', 'error-code',
-  'dependency-failed', 'error-reason', 'task ' .. ARGV[2] .. ' it depends on ended as ' .. ARGV[3],
-  'error-exception', '', 'finished-created', ARGV[4])
-redis.call('HDEL', KEYS[1], 'waiting-for')
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-if redis.call('EXISTS', KEYS[5]) == 1 or redis.call('HEXISTS', KEYS[1], 'on-failure') == 1 then
-  redis.call('SADD', KEYS[6], ARGV[1])
-end
-if ARGV[8] ~= '0' then
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
-end
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+end_task({
+  task = KEYS[1], id = ARGV[1], succeeded = false,
+  fields = {'state', 'finished', 'result', 'failed', 'error-code', 'dependency-failed',
+    'error-reason', 'task ' .. ARGV[2] .. ' it depends on ended as ' .. ARGV[3],
+    'error-exception', '', 'finished-created', ARGV[4]},
+  registry = KEYS[4], score = ARGV[5],
+  dependents = KEYS[5], releasing = KEYS[6], default = ARGV[8],
+  channel = ARGV[6], message = ARGV[7],
+})
 return 3

@@ -12,7 +12,8 @@
 --         -1  the id is in the registry but its hash is gone: the id is removed from the registry.
 -- Plain commands: ZREM KEYS[2] ARGV[1]; TYPE KEYS[1];
 --   HDEL KEYS[1] result result-value finished-created error-code error-reason error-exception
---   retries losses scheduled-for; HSET KEYS[1] state pending; LPUSH KEYS[3] ARGV[1]
+--   retries losses scheduled-for; HSET KEYS[1] state pending; PERSIST KEYS[1];
+--   LPUSH KEYS[3] ARGV[1]
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then
   return 0
 end
@@ -22,5 +23,6 @@ end
 redis.call('HDEL', KEYS[1], 'result', 'result-value', 'finished-created', 'error-code',
   'error-reason', 'error-exception', 'retries', 'losses', 'scheduled-for')
 redis.call('HSET', KEYS[1], 'state', 'pending')
+redis.call('PERSIST', KEYS[1])  -- the failure-ttl of its ending must not expire a queued task
 redis.call('LPUSH', KEYS[3], ARGV[1])
 return 1

@@ -10,8 +10,9 @@ PY="$ROOT/.venv/bin/python"
 
 step() { printf '\n== %s ==\n' "$*"; }
 
-step "Python gates: ruff, mypy (strict)"
-(cd python && "$PY" -m ruff check src tests && "$PY" -m ruff format --check src tests && "$PY" -m mypy)
+step "Python gates: ruff, mypy (strict), the import layers (lint-imports)"
+(cd python && "$PY" -m ruff check src tests && "$PY" -m ruff format --check src tests && "$PY" -m mypy \
+  && "$ROOT/.venv/bin/lint-imports")
 
 step "schema/ tests"
 "$PY" -m pytest -q -p no:cacheprovider schema/tests

@@ -18,7 +18,7 @@ CASES_DIR = CONFORMANCE / "cases"
 CASE_SCHEMA = CONFORMANCE / "case.schema.json"
 SPEC = REPO / "SPEC.md"
 
-PRODUCER_OPS = ("enqueue", "enqueue_many", "fetch", "length", "wait")
+PRODUCER_OPS = ("enqueue", "enqueue_many", "fetch", "length", "wait", "cancel")
 
 
 @dataclass

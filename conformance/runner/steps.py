@@ -20,9 +20,9 @@ from .harness_client import Harness, HarnessError
 from .matchers import decode, json_equal, match
 
 KINDS = (
-    "redis", "enqueue", "enqueue_many", "fetch", "length", "wait", "cancel", "worker", "subscribe",
+    "redis", "eval", "enqueue", "enqueue_many", "fetch", "length", "wait", "cancel", "worker", "subscribe",
     "expect_messages", "wait_until", "expect_hash", "expect_list", "expect_key_type",
-    "expect_missing", "validate", "sleep_ms",
+    "expect_missing", "expect_ttl", "validate", "sleep_ms",
 )
 WORKER_REGISTER_TIMEOUT_S = 10.0
 POLL_S = 0.025
@@ -129,6 +129,18 @@ class CaseRun:
             time.sleep(POLL_S)
 
     # --------------------------------------------------------------- redis-cli
+    def do_eval(self, step: dict[str, Any]) -> None:
+        """A script of lua/ run the way a person would: redis-cli --eval lua/<name>.lua KEYS , ARGV."""
+        spec = step["eval"]
+        path = REPO / "lua" / f"{spec['script']}.lua"
+        if not path.is_file():
+            raise StepFailed(f"lua/{spec['script']}.lua does not exist")
+        keys, args = spec.get("keys", []), spec.get("args", [])
+        if "," in keys or "," in args:
+            raise StepFailed("redis-cli --eval cannot pass a lone ',' as a key or an argument")
+        self.do_redis({**{k: v for k, v in step.items() if k != "eval"},
+                       "redis": ["--eval", str(path), *keys, ",", *args]})
+
     def do_redis(self, step: dict[str, Any]) -> None:
         command = step["redis"]
         argv = [self.redis_cli, "-h", "127.0.0.1", "-p", str(self.port), "--no-raw"]
@@ -414,6 +426,17 @@ class CaseRun:
         present = [k for k in ([keys] if isinstance(keys, str) else keys) if self.client.exists(k)]
         if present:
             raise StepFailed(f"keys exist that must not: {present}")
+
+    def do_expect_ttl(self, step: dict[str, Any]) -> None:
+        """TTL in seconds: between [a, b] inclusive, or is n (-1: kept, no TTL; -2: no such key)."""
+        spec = step["expect_ttl"]
+        ttl = int(self.client.ttl(spec["key"]))
+        if "is" in spec and ttl != spec["is"]:
+            raise StepFailed(f"TTL {spec['key']} is {ttl}, expected {spec['is']}")
+        if "between" in spec:
+            low, high = spec["between"]
+            if not low <= ttl <= high:
+                raise StepFailed(f"TTL {spec['key']} is {ttl}, expected between {low} and {high}")
 
     def do_validate(self, step: dict[str, Any]) -> None:
         spec = step["validate"]

@@ -2,6 +2,9 @@
 //   ../schema/protocol.json                      -> src/generated/protocol.ts (wire constants)
 //   ../schema/*.schema.json (args, task and what they $ref) -> src/generated/schemas.ts
 //   ../lua/*.lua (the scripts protocol.json names) -> src/generated/scripts.ts (script text)
+//   ../schema/scripts.json (the script manifest)  -> src/generated/manifest.ts (KEYS/ARGV/replies)
+// Only the scripts protocol.json names are read: lua/lib/ holds shared Lua that is already copied
+// into those scripts (scripts/build-lua.py), never a script of its own.
 // The generated files are build outputs: never edit them, never commit them.
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -77,7 +80,43 @@ ${entries.join('\n')}
 `;
 }
 
+/** Counts a caller needs: fixed, optional and repeated KEYS and ARGV. */
+function counts(script) {
+  const tally = (entries) => ({
+    fixed: entries.filter((e) => !e.optional && !e.repeated).length,
+    optional: entries.filter((e) => e.optional).length,
+    repeated: entries.filter((e) => e.repeated).length,
+  });
+  const keys = tally(script.keys);
+  const args = tally(script.args);
+  return {
+    keys: keys.fixed, optionalKeys: keys.optional, keysPerRepeat: keys.repeated,
+    args: args.fixed, optionalArgs: args.optional, repeatedArgs: args.repeated,
+  };
+}
+
+function manifestModule(manifest, scriptNames) {
+  const names = manifest.scripts.map((script) => script.name);
+  if (JSON.stringify(names) !== JSON.stringify(scriptNames)) {
+    throw new Error(`generate: schema/scripts.json lists ${names.join(', ')}; protocol.json scripts are ${scriptNames.join(', ')}`);
+  }
+  const byName = Object.fromEntries(manifest.scripts.map(({ name, ...rest }) => [name, { ...rest, counts: counts(rest) }]));
+  return `${banner}// Source: schema/scripts.json
+
+/**
+ * For each script: its file, SPEC.md sections, KEYS and ARGV in order, replies and what it
+ * publishes, plus counts: keys/args = the fixed ones, optionalKeys/optionalArgs = those that may be
+ * left off the end, keysPerRepeat = keys repeated as a group (enqueue's parents), repeatedArgs =
+ * arguments that stand for any number of values (field/value pairs, parent ids).
+ */
+export const SCRIPT_MANIFEST = ${literal(byName)} as const;
+
+export type ScriptName = keyof typeof SCRIPT_MANIFEST;
+`;
+}
+
 const protocol = await readJson(path.join(schemaDir, 'protocol.json'));
+const manifest = await readJson(path.join(schemaDir, 'scripts.json'));
 const schemaFiles = (await readdir(schemaDir)).filter((name) => name.endsWith('.schema.json')).sort();
 const schemas = [];
 for (const file of schemaFiles) schemas.push({ file, schema: await readJson(path.join(schemaDir, file)) });
@@ -100,4 +139,5 @@ await mkdir(outDir, { recursive: true });
 await emit('protocol.ts', protocolModule(protocol));
 await emit('schemas.ts', schemasModule(schemas));
 await emit('scripts.ts', scriptsModule(scripts));
-console.log(`generate: wrote src/generated/{protocol,schemas,scripts}.ts from ${path.relative(process.cwd(), schemaDir)} and ${path.relative(process.cwd(), luaDir)}`);
+await emit('manifest.ts', manifestModule(manifest, protocol.scripts));
+console.log(`generate: wrote src/generated/{protocol,schemas,scripts,manifest}.ts from ${path.relative(process.cwd(), schemaDir)} and ${path.relative(process.cwd(), luaDir)}`);

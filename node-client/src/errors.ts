@@ -16,10 +16,47 @@ export class DothisError extends Error {
 export class ConnectionFailedError extends DothisError {
   readonly url: string;
 
-  constructor(url: string, detail: string, options?: ErrorOptions) {
-    super(`cannot reach Redis at ${url}: is redis-server running? set DOTHIS_REDIS_URL (${detail})`,
-      'connection-failed', options);
+  /** `message` replaces the default one (subclasses pass theirs). */
+  constructor(url: string, detail: string, options?: ErrorOptions,
+    message = `cannot reach Redis at ${url}: is redis-server running? set DOTHIS_REDIS_URL (${detail})`) {
+    super(message, 'connection-failed', options);
     this.url = url;
+  }
+}
+
+/** How to give Redis a password; the part every AuthenticationFailedError message ends with. */
+const PASSWORD_FIX = 'put the password in the URL, redis://:PASSWORD@host:6379/0 (or redis://USER:PASSWORD@host:6379/0 ' +
+  'for an ACL user), or set DOTHIS_REDIS_URL';
+
+/**
+ * Redis asks for a password and none was given (NOAUTH), or refused the password or user given
+ * (WRONGPASS). `passwordGiven` tells which. The message names the fix and never the password.
+ */
+export class AuthenticationFailedError extends ConnectionFailedError {
+  override readonly code: string = 'authentication-failed';
+  readonly passwordGiven: boolean;
+
+  constructor(url: string, passwordGiven: boolean, detail: string, options?: ErrorOptions) {
+    const cause = passwordGiven
+      ? `Redis at ${url} refused the password (or user) in the URL`
+      : `Redis at ${url} requires a password and none was given`;
+    super(url, detail, options, `${cause}: ${PASSWORD_FIX} (${detail})`);
+    this.passwordGiven = passwordGiven;
+  }
+}
+
+/**
+ * The Redis URL cannot be parsed, or names a database the server does not have. `url` is the URL
+ * with any password masked; `problem` says what is wrong with it.
+ */
+export class InvalidUrlError extends DothisError {
+  readonly url: string;
+  readonly problem: string;
+
+  constructor(url: string, problem: string, options?: ErrorOptions) {
+    super(`invalid Redis URL ${url}: ${problem}`, 'invalid-url', options);
+    this.url = url;
+    this.problem = problem;
   }
 }
 
@@ -135,6 +172,20 @@ export class TaskNotFoundError extends DothisError {
 
   constructor(id: string, queue: string) {
     super(`no task ${JSON.stringify(id)} in queue ${JSON.stringify(queue)}`, 'task-not-found');
+    this.id = id;
+  }
+}
+
+/**
+ * The task hash says successful but its result-value is missing or not JSON: something other than
+ * a worker of this protocol wrote it, and the outcome cannot be read.
+ */
+export class MalformedResultError extends DothisError {
+  readonly id: string;
+
+  constructor(id: string, problem: string, options?: ErrorOptions) {
+    super(`task ${JSON.stringify(id)} ${problem}: find what wrote its hash (a worker of another version, a script?)`,
+      'malformed-result', options);
     this.id = id;
   }
 }

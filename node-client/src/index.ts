@@ -6,8 +6,8 @@ export { Queue, type EnqueueOptions, type PageOptions, type QueueOptions, type T
 export type { TaskRef } from './options.js';
 export { Task, type CancelResult, type TaskInfo, type TaskResult, type TaskState, type WaitOptions } from './task.js';
 export {
-  ConnectionFailedError, DependencyError, DothisError, InvalidArgumentsError, QueueClosedError, TaskExistsError,
-  TaskFailedError, TaskNotFoundError, WaitTimeoutError,
+  AuthenticationFailedError, ConnectionFailedError, DependencyError, DothisError, InvalidArgumentsError, InvalidUrlError,
+  MalformedResultError, QueueClosedError, TaskExistsError, TaskFailedError, TaskNotFoundError, WaitTimeoutError,
 } from './errors.js';
 export {
   DEFAULTS, ERROR_CODES, FIELDS, KEY_TEMPLATES, LIMITS, OUTCOMES, PROTOCOL, PROTOCOL_VERSION,
@@ -15,5 +15,6 @@ export {
   type ErrorCode, type Field, type Outcome, type RejectCode, type State,
 } from './protocol.js';
 export { SCRIPTS } from './generated/scripts.js';
+export { SCRIPT_MANIFEST, type ScriptName } from './generated/manifest.js';
 export { formatMicros, isoNow } from './time.js';
 export type { Args, JsonValue } from './validate.js';

@@ -5,6 +5,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 
 import { DEFAULT_URL, Link } from './connection.js';
 import { DependencyError, InvalidArgumentsError, QueueClosedError, TaskExistsError, TaskNotFoundError } from './errors.js';
+import { SCRIPT_MANIFEST } from './generated/manifest.js';
 import { SCRIPTS } from './generated/scripts.js';
 import { planOptions, type EnqueueOptions } from './options.js';
 import {
@@ -80,6 +81,17 @@ function scriptVia(target: Redis | ChainableCommander, name: string): ScriptComm
 const runEnqueue = (target: Redis | ChainableCommander, task: Prepared): Promise<number> =>
   scriptVia(target, ENQUEUE_COMMAND)(task.keys.length, ...task.keys, ...task.argv);
 
+/**
+ * KEYS and ARGV of cancel.lua (SPEC.md 5.14) for one task. The default failure-ttl is '0': this
+ * client has none, so the task's own failure-ttl or the protocol default applies (SPEC.md 3.1).
+ */
+export function cancelCall(queue: string, id: string, key: string, now: bigint): { keys: string[]; argv: string[] } {
+  return {
+    keys: [key, pendingKey(queue), scheduledKey(queue), failedKey(queue), dependentsKey(queue, id), releasingKey(queue)],
+    argv: [id, formatMicros(now), String(now / 1000n), resultsChannel(queue), key, '0'],
+  };
+}
+
 function checkPage(options: unknown): { start: number; count: number } {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentsError('options', `must be an object { start?, count? }, got ${describe(options)}`);
@@ -112,7 +124,7 @@ export class Queue {
     this.options = { url, connectTimeout };
     this.link = new Link({ url, connectTimeout, connectionName: 'dothis-producer' });
     this.link.redis.defineCommand(ENQUEUE_COMMAND, { lua: SCRIPTS.enqueue });
-    this.link.redis.defineCommand(CANCEL_COMMAND, { numberOfKeys: 6, lua: SCRIPTS.cancel });
+    this.link.redis.defineCommand(CANCEL_COMMAND, { numberOfKeys: SCRIPT_MANIFEST.cancel.counts.keys, lua: SCRIPTS.cancel });
     this.url = this.link.url;
     this.taskPrefix = taskKey(this.name, '');
     this.source = {
@@ -316,10 +328,7 @@ export class Queue {
   /** Runs cancel.lua for the task (SPEC.md 5.14). */
   private async cancel(id: string, key: string): Promise<CancelResult> {
     this.assertOpen();
-    const now = nowMicros();
-    const keys = [key, pendingKey(this.name), scheduledKey(this.name), failedKey(this.name), dependentsKey(this.name, id),
-      releasingKey(this.name)];
-    const argv = [id, formatMicros(now), String(now / 1000n), resultsChannel(this.name), key, '0'];
+    const { keys, argv } = cancelCall(this.name, id, key, nowMicros());
     const reply = await this.link.run((redis) => scriptVia(redis, CANCEL_COMMAND)(...keys, ...argv));
     if (reply === -1) throw new TaskNotFoundError(id, this.name);
     const result = CANCEL_RESULTS[reply];

@@ -1,5 +1,5 @@
 /** Task handles and reading a task hash back: state, outcome and value. */
-import { DothisError, TaskFailedError } from './errors.js';
+import { MalformedResultError, TaskFailedError } from './errors.js';
 import type { Outcome, State } from './protocol.js';
 
 /** A task's state: one of the protocol's states, or whatever unexpected text the hash holds. */
@@ -86,12 +86,12 @@ export interface TaskSource {
 
 function parseValue(id: string, text: string | null): unknown {
   if (text === null) {
-    throw new DothisError(`task ${JSON.stringify(id)} is successful but has no result-value`, 'malformed-result');
+    throw new MalformedResultError(id, 'is successful but has no result-value');
   }
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new DothisError(`task ${JSON.stringify(id)} has a result-value that is not JSON`, 'malformed-result', { cause: error });
+    throw new MalformedResultError(id, 'has a result-value that is not JSON', { cause: error });
   }
 }
 

@@ -1,9 +1,11 @@
-// Unit tests (no Redis): generated constants equal schema/protocol.json; keys, time, validation.
+// Unit tests (no Redis): generated constants equal schema/protocol.json and schema/scripts.json; keys, time, validation.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 
 import * as dothis from '../dist/esm/index.js';
+import { cancelCall } from '../dist/esm/queue.js';
 import { checkTaskHash, serializeArgs } from '../dist/esm/validate.js';
 
 const repo = new URL('../../', import.meta.url);
@@ -135,5 +137,85 @@ describe('the bundled schemas agree with schema/examples', () => {
     for (const [name, args] of await examples('args', 'invalid')) {
       assert.throws(() => serializeArgs(args), dothis.InvalidArgumentsError, name);
     }
+  });
+});
+
+describe('the script manifest (schema/scripts.json) agrees with the bundled Lua', () => {
+  const manifest = JSON.parse(readFileSync(new URL('schema/scripts.json', repo), 'utf8'));
+
+  /** The slots a script's header declares: KEYS[n] / ARGV[n] lines, and the KEYS[n..] / ARGV[a..b] tails. */
+  const header = (text) => {
+    const lines = [];
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('--') || line.startsWith('-- >>> ')) break;
+      lines.push(line);
+    }
+    const slots = (kind) => lines.flatMap((line) => {
+      const match = new RegExp(`^-- ${kind}\\[([^\\]]+)\\]\\s+(.*)$`).exec(line);
+      return match ? [{ index: match[1], rest: match[2] }] : [];
+    });
+    const keys = slots('KEYS');
+    const args = slots('ARGV');
+    const fixed = (list) => list.filter((s) => /^\d+$/.test(s.index));
+    return {
+      keys: fixed(keys).filter((s) => !s.rest.includes('optional')).length,
+      optionalKeys: fixed(keys).filter((s) => s.rest.includes('optional')).length,
+      keysPerRepeat: keys.filter((s) => s.index.includes('..')).reduce((n, s) => n + (s.rest.match(/<queue>:/g) ?? []).length, 0),
+      args: fixed(args).filter((s) => !s.rest.includes('optional')).length,
+      optionalArgs: fixed(args).filter((s) => s.rest.includes('optional')).length,
+      repeatedArgs: args.filter((s) => s.index.includes('..')).length,
+    };
+  };
+
+  test('the generated SCRIPT_MANIFEST is schema/scripts.json, in the order of protocol.json', () => {
+    assert.deepEqual(Object.keys(dothis.SCRIPT_MANIFEST), protocol.scripts);
+    for (const { name, ...entry } of manifest.scripts) {
+      const { counts, ...generated } = dothis.SCRIPT_MANIFEST[name];
+      assert.deepEqual(generated, entry, name);
+      assert.ok(counts, name);
+    }
+  });
+
+  test('KEYS and ARGV counts equal each script header', () => {
+    for (const name of protocol.scripts) {
+      assert.deepEqual(header(dothis.SCRIPTS[name]), { ...dothis.SCRIPT_MANIFEST[name].counts }, name);
+    }
+  });
+
+  test('scripts that publish are the ones whose Lua calls PUBLISH', () => {
+    for (const name of protocol.scripts) {
+      assert.equal(dothis.SCRIPT_MANIFEST[name].publishes !== null, dothis.SCRIPTS[name].includes("'PUBLISH'"), name);
+    }
+  });
+
+  test('lua/lib/ is no script: nothing bundles it, and the ending block in each script is its bytes', () => {
+    const ending = readFileSync(new URL('lua/lib/ending.lua', repo), 'utf8');
+    const begin = '-- >>> lib/ending.lua (generated: edit lua/lib/ending.lua, then run scripts/build-lua.py)\n';
+    assert.ok(!Object.keys(dothis.SCRIPTS).some((name) => name.includes('ending') || name.includes('/')));
+    assert.ok(!existsSync(new URL('../dist/lua/lib', import.meta.url)));
+    for (const name of ['finish', 'cancel', 'release', 'recover']) {
+      const text = dothis.SCRIPTS[name];
+      const start = text.indexOf(begin) + begin.length;
+      assert.ok(start > begin.length, `${name} has no ending block`);
+      assert.equal(text.slice(start, text.indexOf('-- <<< lib/ending.lua\n', start)), ending, name);
+    }
+  });
+
+  test('the wrappers pass the number of KEYS and ARGV the manifest gives', () => {
+    const { cancel, enqueue } = dothis.SCRIPT_MANIFEST;
+    const call = cancelCall('q', 'id-1', 'q:task:id-1', 1449274741834909n);
+    assert.equal(call.keys.length, cancel.counts.keys);
+    assert.equal(call.argv.length, cancel.counts.args);
+    assert.deepEqual(call.keys.map((key) => key.replace(/id-1$/, '<id>').replace(/^q:/, '<queue>:')),
+      cancel.keys.map((key) => key.template));
+
+    const queue = new dothis.Queue('q', { url: 'redis://127.0.0.1:1/0' });
+    // prepare() builds enqueue.lua's KEYS and ARGV without touching Redis
+    const prepared = queue['prepare']('echo', { text: 'x' }, { id: 'child', dependsOn: ['p1', 'p2'] });
+    assert.equal(prepared.keys.length, enqueue.counts.keys + 2 * enqueue.counts.keysPerRepeat);
+    const fixedArgs = enqueue.counts.args;
+    assert.equal(prepared.argv[fixedArgs - 1], '2', 'the parent count is the last fixed argument');
+    assert.equal((prepared.argv.length - fixedArgs - 2) % 2, 0, 'then the parent ids, then field/value pairs');
+    return queue.close();
   });
 });

@@ -57,7 +57,9 @@ def spawn_worker(url: str, queue_name: str) -> Iterator[Callable[..., WorkerProc
     spawned: list[WorkerProcess] = []
 
     def spawn(*options: str, modules: tuple[str, ...] = ()) -> WorkerProcess:
-        process = WorkerProcess(url, queue_name, *options, modules=modules)
+        # DOTHIS_TEST_QUEUE tells a loaded module (periodic_tasks) which queue the test uses.
+        process = WorkerProcess(url, queue_name, *options, modules=modules,
+                                env={"DOTHIS_TEST_QUEUE": queue_name})  # fmt: skip
         spawned.append(process)
         return process
 

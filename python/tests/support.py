@@ -43,12 +43,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 class RedisServer:
     """A redis-server of the test's own on a free loopback port, stopped by pid."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, password: str | None = None) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
         self.dir = tempfile.mkdtemp(prefix="dothis-redis-")
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
+        if password:
+            extra = (*extra, "--requirepass", password)
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--appendonly", "no", *extra]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -64,7 +68,7 @@ class RedisServer:
             return False
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, protocol=2, socket_timeout=10)
+        return redis.Redis(port=self.port, password=self.password, protocol=2, socket_timeout=10)
 
     def stop(self) -> None:
         if self.process.poll() is None:

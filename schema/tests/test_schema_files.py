@@ -51,6 +51,7 @@ def test_expected_schemas_exist() -> None:
         "results-message.schema.json",
         "rejected.schema.json",
         "protocol.schema.json",
+        "scripts.schema.json",
     }
 
 

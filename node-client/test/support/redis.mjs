@@ -26,17 +26,21 @@ export async function until(probe, { ms = 5000, every = 20, what = 'condition' }
   }
 }
 
-/** Starts redis-server (on `port`, else a free one); resolves once it answers PING. `stop()` ends it by pid. */
-export async function startRedis(port) {
+/**
+ * Starts redis-server (on `port`, else a free one); resolves once it answers PING. `stop()` ends it by pid.
+ * With `password` the server runs with --requirepass and `url` (and `raw`) carry the password.
+ */
+export async function startRedis(port, { password } = {}) {
   port ??= await freePort();
   const child = spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    ...(password === undefined ? [] : ['--requirepass', password]),
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk) => { output += chunk; });
   child.stderr.on('data', (chunk) => { output += chunk; });
   const exited = once(child, 'exit');
-  const url = `redis://127.0.0.1:${port}/0`;
+  const url = `redis://${password === undefined ? '' : `:${encodeURIComponent(password)}@`}127.0.0.1:${port}/0`;
   const raw = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   raw.on('error', () => undefined);
   await until(async () => {

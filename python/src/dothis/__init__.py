@@ -4,34 +4,40 @@ from dothis import Queue
 Queue("dothis").enqueue("echo", text="ooh yeeah").wait(timeout=10)
 """
 
+from dothis.engine.registry import Registry, default_registry
+from dothis.engine.tries import Retry
 from dothis.errors import (
+    AuthenticationFailed,
     ConnectionFailed,
     DependencyError,
     DothisError,
     InvalidArguments,
+    InvalidUrl,
     QueueClosed,
     RegistryError,
     TaskExists,
     TaskFailed,
+    TaskNotFound,
     WaitTimeout,
 )
-from dothis.pool import Retry
-from dothis.producer import Call, Queue
-from dothis.protocol import PROTOCOL_VERSION, ErrorCode, Outcome, RejectCode, State
-from dothis.registry import Registry, TaskFunction, cron, default_registry, periodic, task
-from dothis.task import Task, TaskInfo
+from dothis.producer.decorators import TaskFunction, cron, periodic, task
+from dothis.producer.queue import Call, Queue, set_always_eager
+from dothis.producer.task import Task
+from dothis.version import __version__
+from dothis.wire.protocol import PROTOCOL_VERSION, ErrorCode, Outcome, RejectCode, State
+from dothis.wire.records import TaskInfo
 from dothis.worker import Worker, WorkerOptions
-
-__version__ = "1.0.0"
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AuthenticationFailed",
     "Call",
     "ConnectionFailed",
     "DependencyError",
     "DothisError",
     "ErrorCode",
     "InvalidArguments",
+    "InvalidUrl",
     "Outcome",
     "Queue",
     "QueueClosed",
@@ -45,6 +51,7 @@ __all__ = [
     "TaskFailed",
     "TaskFunction",
     "TaskInfo",
+    "TaskNotFound",
     "WaitTimeout",
     "Worker",
     "WorkerOptions",
@@ -52,5 +59,6 @@ __all__ = [
     "cron",
     "default_registry",
     "periodic",
+    "set_always_eager",
     "task",
 ]

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.util
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-from dothis import codec
-from dothis.errors import DothisError, TaskFailed, WaitTimeout
-from dothis.producer import Queue
-from dothis.protocol import (
-    DEFAULT_HEARTBEAT_MS,
-    DEFAULT_LEASE_MS,
-    DEFAULT_MAX_CLAIMS,
-    DEFAULT_MAX_FIELDS,
-    DEFAULT_MAX_VALUE_BYTES,
-    DEFAULT_QUEUE,
-    DEFAULT_REAP_MS,
-    DEFAULT_RETRY_BASE_MS,
-    DEFAULT_RETRY_MAX_MS,
-    DEFAULT_SCHEDULE_MS,
-)
+from dothis.errors import DothisError, TaskFailed, TaskNotFound, WaitTimeout
+from dothis.producer.inspection import queue_info
+from dothis.producer.queue import Queue
+from dothis.wire import codec
+from dothis.wire.protocol import DEFAULT_QUEUE
+from dothis.worker import Worker, WorkerOptions
+
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(WorkerOptions)}
+
+
+def _default(name: str) -> Any:
+    """A worker flag's default: WorkerOptions' own, so the two never disagree."""
+    return DEFAULTS[name]
+
 
 url_option = click.option(
     "--url", envvar="DOTHIS_REDIS_URL", default=None,
@@ -51,10 +53,16 @@ def main() -> None:
     show_default=True,
     help="Queue to serve; repeat for several, highest priority first.",
 )
-@click.option("--concurrency", "-c", default=1, show_default=True, help="Tasks run at once.")
+@click.option(
+    "--concurrency",
+    "-c",
+    default=_default("concurrency"),
+    show_default=True,
+    help="Tasks run at once.",
+)
 @click.option(
     "--prefetch",
-    default=0,
+    default=_default("prefetch"),
     show_default=True,
     help="Tasks claimed ahead of free slots (they wait in executing, owned by this "
     "worker, and are recovered if it dies).",
@@ -62,7 +70,7 @@ def main() -> None:
 @click.option(
     "--pool",
     type=click.Choice(["process", "thread", "inline"]),
-    default="process",
+    default=_default("pool"),
     show_default=True,
     help="Where plain functions run: child processes (a try can be stopped at its timeout), "
     "threads, or inline on the worker's event loop (fastest; for short functions only: "
@@ -76,42 +84,42 @@ def main() -> None:
 )
 @click.option(
     "--retry-base-ms",
-    default=DEFAULT_RETRY_BASE_MS,
+    default=_default("retry_base_ms"),
     show_default=True,
     help="Backoff before the first retry; doubles per retry, with jitter.",
 )
-@click.option("--retry-max-ms", default=DEFAULT_RETRY_MAX_MS, show_default=True)
+@click.option("--retry-max-ms", default=_default("retry_max_ms"), show_default=True)
 @click.option(
     "--schedule-ms",
-    default=DEFAULT_SCHEDULE_MS,
+    default=_default("schedule_ms"),
     show_default=True,
     help="How often to move due scheduled tasks to pending.",
 )
 @click.option("--worker-id", default=None, help="Worker id (default: a new UUID).")
 @click.option(
     "--lease-ms",
-    default=DEFAULT_LEASE_MS,
+    default=_default("lease_ms"),
     show_default=True,
     help="Worker key TTL: how long after its last heartbeat a worker counts as dead.",
 )
-@click.option("--heartbeat-ms", default=DEFAULT_HEARTBEAT_MS, show_default=True)
+@click.option("--heartbeat-ms", default=_default("heartbeat_ms"), show_default=True)
 @click.option(
     "--reap-ms",
-    default=DEFAULT_REAP_MS,
+    default=_default("reap_ms"),
     show_default=True,
     help="How often to look for tasks of dead workers.",
 )
 @click.option(
     "--max-claims",
-    default=DEFAULT_MAX_CLAIMS,
+    default=_default("max_claims"),
     show_default=True,
     help="Claims after which a task whose worker keeps dying fails (worker-lost).",
 )
-@click.option("--max-value-bytes", default=DEFAULT_MAX_VALUE_BYTES, show_default=True)
-@click.option("--max-fields", default=DEFAULT_MAX_FIELDS, show_default=True)
+@click.option("--max-value-bytes", default=_default("max_value_bytes"), show_default=True)
+@click.option("--max-fields", default=_default("max_fields"), show_default=True)
 @click.option(
     "--grace-seconds",
-    default=30.0,
+    default=_default("grace_seconds"),
     show_default=True,
     help="After SIGTERM, how long running tasks may finish before they go back to "
     "pending (a second signal does it at once).",
@@ -144,20 +152,14 @@ def worker(
     log_level: str,
     modules: tuple[str, ...],
 ) -> None:
-    """Run the functions that MODULES register (e.g. dothis.examples)."""
-    from dothis.worker import Worker, WorkerOptions
-
+    """Run the functions that MODULES register: module names (dothis.examples) or paths to
+    Python files (./mytasks.py)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     sys.path.insert(0, os.getcwd())
     for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise click.ClickException(
-                f"cannot import module {module!r} ({error}): is it installed, or on PYTHONPATH?"
-            ) from error
+        _load(module)
     try:
         options = WorkerOptions(
             concurrency=concurrency,
@@ -175,17 +177,40 @@ def worker(
             max_fields=max_fields,
             grace_seconds=grace_seconds,
         )
-        runner = Worker(list(queues), url, worker_id=worker_id, options=options)
+        serving = Worker(list(queues), url, worker_id=worker_id, options=options)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     try:
-        runner.run()
+        serving.run()
     except DothisError as error:
         raise click.ClickException(str(error)) from error
-    if runner.forced.is_set():
+    if serving.forced.is_set():
         # Threads still running plain functions cannot be stopped; their tasks are back in pending.
         logging.shutdown()
         os._exit(1)
+
+
+def _load(module: str) -> None:
+    """Import a module by name, or run a Python file given by its path, for its registrations."""
+    path = Path(module)
+    if module.endswith(".py") or os.sep in module or path.is_file():
+        if not path.is_file():
+            raise click.ClickException(f"no such file: {module}")
+        sys.path.insert(0, str(path.resolve().parent))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise click.ClickException(f"cannot load {module} as a Python module")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = loaded
+        spec.loader.exec_module(loaded)
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise click.ClickException(
+            f"cannot import module {module!r} ({error}): is it installed, or on PYTHONPATH? "
+            "(a file can be given by its path: ./mytasks.py)"
+        ) from error
 
 
 def _parse_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -263,8 +288,6 @@ def enqueue(
 @queue_option
 def info(url: str | None, queue: str) -> None:
     """Show the lengths of a queue's lists and its live workers."""
-    from dothis.inspection import queue_info
-
     try:
         with Queue(queue, url) as target:
             summary = queue_info(target)
@@ -318,10 +341,19 @@ def failed(
 @queue_option
 @click.argument("task_ids", nargs=-1, required=True)
 def cancel(url: str | None, queue: str, task_ids: tuple[str, ...]) -> None:
-    """Cancel tasks: at once if they have not started, by request if they are running."""
+    """Cancel tasks: at once if they have not started, by request if they are running.
+
+    Every id is tried; the exit status is 1 when any of them is not a task of the queue."""
+    missing = 0
     try:
         with Queue(queue, url) as target:
             for task_id in task_ids:
-                click.echo(f"{task_id}  {target.cancel(task_id)}")
+                try:
+                    click.echo(f"{task_id}  {target.cancel(task_id)}")
+                except TaskNotFound:
+                    missing += 1
+                    click.echo(f"{task_id}  not found in queue {queue!r}")
     except DothisError as error:
         raise click.ClickException(str(error)) from error
+    if missing:
+        sys.exit(1)

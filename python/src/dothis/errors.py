@@ -1,4 +1,8 @@
-"""Every error dothis raises derives from DothisError."""
+"""Every error dothis raises derives from DothisError and carries a stable ``code``.
+
+The codes are the same in the Node client (schema/client-errors.json is the table). Each message
+names the cause and the fix.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +10,69 @@ from __future__ import annotations
 class DothisError(Exception):
     """Root of every dothis error."""
 
+    code = "dothis-error"
+
 
 class ConnectionFailed(DothisError, ConnectionError):
     """Redis cannot be reached; the message names the URL and the fix."""
 
+    code = "connection-failed"
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """Redis wants a password that was not given, or refused the one given."""
+
+    code = "authentication-failed"
+
+
+class InvalidUrl(DothisError, ValueError):
+    """The Redis URL cannot be parsed, or names a database the server does not have."""
+
+    code = "invalid-url"
+
 
 class InvalidArguments(DothisError, ValueError):
-    """A task's function name or arguments cannot be written; the message names the field."""
+    """A task's function name, arguments or options cannot be written; the message names which."""
+
+    code = "invalid-arguments"
 
 
 class TaskExists(DothisError):
-    """A task with this id already exists in the queue."""
+    """A task with this id already exists in the queue and has not finished."""
+
+    code = "task-exists"
 
     def __init__(self, task_id: str, key: str) -> None:
         super().__init__(f"a task with id {task_id!r} already exists ({key}); choose another id")
         self.task_id = task_id
 
 
+class TaskNotFound(DothisError, LookupError):
+    """No task hash with this id exists in the queue."""
+
+    code = "task-not-found"
+
+    def __init__(self, task_id: str, queue: str) -> None:
+        super().__init__(f"no task {task_id!r} in queue {queue!r}: check the id and the queue")
+        self.task_id = task_id
+
+
 class QueueClosed(DothisError):
     """The queue was closed; create a new Queue to go on."""
 
+    code = "queue-closed"
+
 
 class WaitTimeout(DothisError, TimeoutError):
-    """The task did not finish within the timeout."""
+    """The task did not finish within the timeout; it is untouched and may still run."""
+
+    code = "wait-timeout"
 
 
 class TaskFailed(DothisError):
-    """The task finished with result ``failed``; carries the hash's error fields."""
+    """The task ended with an outcome other than successful; ``code`` is its ``error-code``."""
+
+    code = "task-failed"
 
     def __init__(self, task_id: str, code: str, reason: str, exception: str) -> None:
         super().__init__(f"task {task_id} failed ({code}): {reason}")
@@ -45,6 +85,17 @@ class TaskFailed(DothisError):
 class RegistryError(DothisError):
     """A function could not be registered (a name taken twice, an invalid name)."""
 
+    code = "registry-error"
+
 
 class DependencyError(DothisError):
-    """A task was not enqueued: a task it depends on failed, was cancelled, or does not exist."""
+    """A task was not enqueued: a task it depends on failed, was cancelled, or does not exist.
+
+    ``code`` is ``dependency-failed`` or ``dependency-missing``.
+    """
+
+    code = "dependency-failed"
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.code = "dependency-missing" if missing else "dependency-failed"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dothis.registry import task
+from dothis.producer.decorators import task
 
 
 @task

@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, cast
+from typing import Any
 
-import redis
-
-from dothis import codec
-from dothis.connection import connect, translate_errors
-from dothis.errors import ConnectionFailed, DothisError
-from dothis.execution import Failure, failure_fields, success_fields
-from dothis.producer import Queue as DothisQueue
-from dothis.protocol import DEFAULT_LEASE_MS, ErrorCode, Field, RejectCode, now_iso, now_ms
-from dothis.reaper import rejection
+from dothis.engine.flow import Flow, drive_sync
+from dothis.engine.lifecycle import Begun, Context, begin, conclude
+from dothis.engine.tries import Raised, TryResult, run_call
+from dothis.errors import ConnectionFailed, DothisError, TaskFailed, WaitTimeout
+from dothis.producer.queue import Queue as DothisQueue
+from dothis.producer.task import Task as Handle
+from dothis.store import leases
+from dothis.store.connection import SyncClient, connect, translate_errors
+from dothis.store.execute import SyncStore
+from dothis.wire.protocol import DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS
+from dothis.wire.records import worker_record
 
 FUNCTION = "retask"
+BLOCK_SECONDS = 5.0
 
 
 class Task:
@@ -40,8 +43,7 @@ class Task:
         self.data = data
         self.function = function
         self.id: str | None = None
-        self._entry = b""
-        self._claims = 0
+        self._begun: Begun | None = None
 
 
 class Job:
@@ -58,9 +60,6 @@ class Job:
 
     def wait(self, wait_time: float = 0) -> bool:
         """True once the task has finished (waits up to ``wait_time`` s; 0: forever)."""
-        from dothis.errors import TaskFailed, WaitTimeout
-        from dothis.task import Task as Handle
-
         try:
             Handle(self._queue, self.id).wait(wait_time or None)
         except TaskFailed:
@@ -83,7 +82,8 @@ class Queue:
         self._queue = DothisQueue(name, url)
         self.keys = self._queue.keys
         self.consumer = f"retask-{uuid.uuid4()}"
-        self._blocking: redis.Redis | None = None
+        self._context = Context.with_defaults(self._queue.ops, self.consumer, None)
+        self._blocking: SyncStore | None = None
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -108,127 +108,95 @@ class Queue:
         """The next task, or None when the queue is empty (does not block)."""
         while True:
             with translate_errors(self._queue.url):
-                entry = self._queue.redis.lmove(self.keys.pending, self.keys.executing,
-                                                "RIGHT", "LEFT")  # fmt: skip
+                entry = self._queue.store.run(self._queue.ops.claim())
             if entry is None:
                 return None
-            task = self._start(cast(bytes, entry))
+            task = self._start(entry)
             if task is not None:
                 return task
 
     def wait(self, wait_time: float = 0) -> Task | None:
         """Block for the next task, up to ``wait_time`` s (0: forever); None when none came."""
         if self._blocking is None:
-            self._blocking = connect(self._queue.url, blocking_seconds=5)
-        deadline = wait_time or None
+            self._blocking = SyncStore(connect(self._queue.url, blocking_seconds=BLOCK_SECONDS))
+        left = wait_time or None
         while True:
-            block = 5.0 if deadline is None else min(5.0, deadline)
+            block = BLOCK_SECONDS if left is None else min(BLOCK_SECONDS, left)
             with translate_errors(self._queue.url):
-                entry = self._blocking.blmove(self.keys.pending, self.keys.executing,
-                                              cast(int, block), "RIGHT", "LEFT")  # fmt: skip
+                entry = self._blocking.run(self._queue.ops.claim_blocking(block))
             if entry is not None:
-                task = self._start(cast(bytes, entry))
+                task = self._start(entry)
                 if task is not None:
                     return task
-            elif deadline is not None:
-                deadline -= block
-                if deadline <= 0:
+            elif left is not None:
+                left -= block
+                if left <= 0:
                     return None
 
     def send(self, task: Task, result: Any) -> bool:
         """Post the result of a dequeued task; False when the task was taken from this consumer
         (its lease had run out)."""
-        try:
-            encoded = codec.encode(result)
-        except (TypeError, ValueError) as error:
-            failure = Failure(ErrorCode.UNSERIALIZABLE_RESULT, str(error))
-            return self._finish(task, failure_fields(failure), False)
-        return self._finish(task, success_fields(encoded), True)
+        return self._conclude(task, run_call(lambda: result, {}))
 
     def fail(self, task: Task, reason: str) -> bool:
-        """Post a failure (error-code exception) for a dequeued task."""
-        return self._finish(task, failure_fields(Failure(ErrorCode.EXCEPTION, reason)), False)
+        """Post a failure (error-code exception) for a dequeued task; it is tried again if it has
+        attempts left, as a worker would."""
+        return self._conclude(task, Raised(reason))
 
     def close(self) -> None:
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=5)
-        self._queue.redis.delete(self.keys.worker(self.consumer))
+        self._queue.store.run(self._queue.ops.leave(self.consumer))
         if self._blocking is not None:
-            self._blocking.close()
+            self._blocking.client.close()
         self._queue.close()
 
     # -- internals ------------------------------------------------------------------------
 
-    def _alive(self) -> None:
-        key = self.keys.worker(self.consumer)
-        self._queue.redis.hset(key, mapping={"id": self.consumer, "language": "python-retask",
-                                             "heartbeat": now_iso()})  # fmt: skip
-        self._queue.redis.pexpire(key, DEFAULT_LEASE_MS)
-        if self._heartbeat is None:
-            self._heartbeat = threading.Thread(target=self._beat, daemon=True)
-            self._heartbeat.start()
+    def _drive(self, flow: Flow[Any]) -> Any:
+        with translate_errors(self._queue.url):
+            return drive_sync(flow, self._queue.store, _no_try)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(DEFAULT_LEASE_MS / 3000):
+    def _alive(self) -> None:
+        """Register this consumer's worker key (every REQUIRED field) and keep it alive."""
+        if self._heartbeat is not None:
+            return
+        client: SyncClient = self._queue.redis
+        fields = worker_record(self.consumer, [self.name], [], 1, language="python-retask")
+        leases.register(client, self.keys.worker(self.consumer), fields, DEFAULT_LEASE_MS)
+        self._heartbeat = threading.Thread(target=self._beat, args=(client, fields), daemon=True)
+        self._heartbeat.start()
+
+    def _beat(self, client: SyncClient, fields: dict[str, str]) -> None:
+        key = self.keys.worker(self.consumer)
+        while not self._stop.wait(DEFAULT_HEARTBEAT_MS / 1000):
             try:
-                self._alive()
-            except (redis.RedisError, OSError):
+                if not leases.heartbeat(client, key, DEFAULT_LEASE_MS):
+                    leases.register(client, key, fields, DEFAULT_LEASE_MS)
+            except Exception:  # Redis away: the next beat tries again
                 continue
 
     def _start(self, entry: bytes) -> Task | None:
-        queue = self._queue
-        task_id, problem = self.keys.parse_entry(entry)
-        if task_id is None:
-            self._reject(entry, RejectCode.INVALID_ID, problem)
-            return None
         self._alive()
-        reply = queue._scripts.start(
-            keys=[self.keys.task(task_id), self.keys.executing],
-            args=[entry, self.consumer, now_iso(), 8 * 1024 * 1024, 256], client=queue.redis,
-        )  # fmt: skip
-        status = reply[0].decode()
-        if status == "missing":
-            self._reject(entry, RejectCode.MISSING_HASH, "no hash")
-            return None
-        if status == "wrong-type":
-            self._reject(entry, RejectCode.WRONG_TYPE, "not a hash")
-            return None
-        if status in ("lost", "duplicate"):
-            return None
-        task = Task(None)
-        task.id, task._entry, task._claims = task_id, entry, int(reply[1])
-        if status != "ok":
-            code = ErrorCode.TOO_LARGE if status == "too-large" else ErrorCode.INVALID_STATE
-            self._finish(task, failure_fields(Failure(code, reply[2].decode("utf-8", "replace"))),
-                         False)  # fmt: skip
-            return None
-        fields = {k.decode(): v for k, v in zip(reply[2][::2], reply[2][1::2], strict=True)}
-        try:
-            args = codec.decode(fields.get(Field.ARGS, b"{}").decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as error:
-            self.fail(task, f"args is not valid JSON: {error}")
-            return None
-        task.function = fields.get(Field.FUNCTION, b"").decode("utf-8", "replace")
-        task.data = args.get("data", args) if isinstance(args, dict) else args
+        begun = self._drive(begin(entry, self._context))
+        if not isinstance(begun, Begun):
+            return None  # rejected, skipped, or ended without a try (bad input, cancel, ttl)
+        task = Task(None, begun.invocation.name)
+        task.id, task._begun = begun.claim.task_id, begun
+        args = begun.invocation.args
+        task.data = args.get("data", args)
         return task
 
-    def _reject(self, entry: bytes, code: RejectCode, reason: str) -> None:
-        self._queue._scripts.reject(
-            keys=[self.keys.executing, self.keys.rejected],
-            args=[entry, rejection(entry, code, reason, self.consumer), 10_000],
-            client=self._queue.redis,
-        )
+    def _conclude(self, task: Task, result: TryResult) -> bool:
+        if task._begun is None:
+            raise DothisError("this task was not dequeued from a queue: dequeue() or wait() it")
+        ctx = self._context
+        recorded, fenced = ctx.processed, ctx.fenced
+        self._drive(conclude(task._begun, result, ctx))
+        task._begun = None
+        return ctx.processed > recorded and ctx.fenced == fenced
 
-    def _finish(self, task: Task, fields: list[str], succeeded: bool) -> bool:
-        if task.id is None:
-            raise DothisError("this task was not dequeued from a queue")
-        keys, key = self.keys, self.keys.task(task.id)
-        written = self._queue._scripts.finish(
-            keys=[key, keys.executing, keys.failed, keys.succeeded, keys.dependents(task.id),
-                  keys.releasing],
-            args=[task._entry, self.consumer, task._claims, keys.results, key, task.id, now_ms(),
-                  "succeeded" if succeeded else "failed", 0, 0, *fields],
-            client=self._queue.redis,
-        )  # fmt: skip
-        return bool(written in (1, 2))
+
+def _no_try(_: Any) -> TryResult:
+    raise DothisError("the retask consumer runs tasks itself")

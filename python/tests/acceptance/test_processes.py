@@ -103,6 +103,21 @@ def test_second_signal_returns_running_tasks_to_pending(url, queue_name, r, spaw
     assert not r.exists(f"{queue_name}:worker:hurried")
 
 
+def test_two_ctrl_c_leave_quietly(url, queue_name, r, spawn_worker) -> None:
+    """A second Ctrl-C returns running tasks to pending without a traceback from the pool."""
+    worker = spawn_worker("--worker-id", "interrupted", "--concurrency", "2")
+    with Queue(queue_name, url) as queue:
+        tasks = [queue.enqueue("sleep", seconds=60) for _ in range(2)]
+        wait_until(lambda: all(r.hget(t.key, "state") == b"executing" for t in tasks), timeout=15)
+        worker.signal(signal.SIGINT)
+        wait_until(lambda: "finishing 2 running" in worker.output(), timeout=5)
+        worker.signal(signal.SIGINT)
+        worker.wait(timeout=10)
+        assert [task.state for task in tasks] == ["pending", "pending"]
+    output = worker.output()
+    assert "Traceback" not in output and "Error" not in output, output
+
+
 def test_unreachable_redis_is_one_clear_line(queue_name) -> None:
     from support import free_port
 

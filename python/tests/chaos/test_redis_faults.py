@@ -122,7 +122,7 @@ def test_waiter_gets_a_result_published_while_its_subscription_was_dead(
     """The outcome and its message land while the subscription is killed, so the message is
     lost; the waiter must read the hash again once it has resubscribed."""
     began = time.monotonic()
-    from dothis.connection import connect
+    from dothis.store.connection import connect
 
     control = connect(server.url).pubsub()  # no automatic reconnect, like the waiter's
     control.subscribe(f"{queue_name}:results")

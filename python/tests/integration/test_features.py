@@ -13,8 +13,8 @@ import taskfns
 from support import wait_until
 
 from dothis import DependencyError, Queue, TaskExists, TaskFailed
-from dothis.followups import callback_id
-from dothis.protocol import Field
+from dothis.engine.followups import callback_id
+from dothis.wire.protocol import Field
 from integration.test_producer import as_text, validator
 
 pytestmark = pytest.mark.integration
@@ -191,7 +191,9 @@ def test_eager_mode_writes_what_a_worker_writes(url, queue_name, r) -> None:
     assert task.result == 3
     fields = as_text(r.hgetall(task.key))
     validator("task.schema.json").validate(fields)
-    assert fields["result"] == "successful" and fields["worker"] == "eager"
+    assert fields["result"] == "successful" and fields["worker"].startswith("eager-")
+    assert 86_000 < r.ttl(task.key) <= 86_400  # the default result-ttl, as a worker applies it
+    assert r.keys(eager.keys.worker("*")) == []  # its lease is gone once the task has run
     assert pubsub.get_message(timeout=2)["data"] == task.key.encode()
     assert eager.fetch(callback_id(task.id)).result["value"] == 3
     child = eager.enqueue("echo", depends_on=task, text="after")
@@ -256,6 +258,26 @@ def test_periodic_fires_each_occurrence_once_across_three_workers(
     for task_id in ids:
         assert r.hmget(f"{queue_name}:task:{task_id}", "claims", "result-value") == [
             b"1", b'"tock"']  # fmt: skip
+
+
+def test_a_schedule_fires_into_its_own_queue_only(url, queue_name, r, start_worker) -> None:
+    """A schedule belongs to one queue: workers serving other queues with the same module do not
+    fire it into theirs (each occurrence is fired once overall)."""
+    from support import WorkerThread
+
+    from dothis import Registry, Worker, WorkerOptions, periodic
+
+    registry = Registry()
+    periodic(1, name="beat", queue=queue_name, registry=registry)(lambda: "tock")
+    other = f"{queue_name}-other"
+    start_worker(registry=registry)
+    elsewhere = WorkerThread(Worker([other, f"{other}-2"], url, registry=registry,
+                                    options=WorkerOptions(block_seconds=0.5)))  # fmt: skip
+    try:
+        wait_until(lambda: len(r.keys(f"{queue_name}:task:beat@*")) >= 2, timeout=15)
+    finally:
+        elsewhere.stop()
+    assert r.keys(f"{other}:*") == [] and r.keys(f"{other}-2:*") == []
 
 
 def test_a_worker_serves_queues_in_priority_order(url, queue_name, r, start_worker) -> None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import pytest
 import redis
 
-from dothis.protocol import Keys
-from dothis.scripts import Scripts
+from dothis.store.scripts import register
+from dothis.wire.protocol import Keys
 
 pytestmark = pytest.mark.integration
 NOW = "2026-01-01T00:00:00.000000Z"
+
+
+class Scripts:
+    """The registered scripts as attributes: these tests call the Lua bytes directly."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.__dict__.update(register(client))
 
 
 @pytest.fixture

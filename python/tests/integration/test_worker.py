@@ -156,43 +156,41 @@ def test_worker_recreates_an_expired_key(queue, r, start_worker) -> None:
 
 def test_a_lost_start_reply_is_resolved_by_reading_the_hash(queue, r, url) -> None:
     """SPEC.md 5.3: after a lost reply the worker reads the hash instead of calling start again."""
-    import asyncio
-    import threading
-
-    from dothis import WorkerOptions
-    from dothis.connection import connect_async
-    from dothis.runner import Runner
-    from dothis.scripts import Scripts
+    from dothis.engine.decide import RetryPolicy
+    from dothis.engine.flow import drive_sync
+    from dothis.engine.lifecycle import Context, _after_lost_start
+    from dothis.store.execute import SyncStore
+    from dothis.store.ops import Limits
+    from dothis.store.replies import Refused, Skipped, Started
 
     key = queue.keys.task("t1")
     r.hset(key, mapping={"function": "echo", "state": "executing", "worker": "me", "claims": "4",
                          "args": '{"text": "x"}'})  # fmt: skip
+    ctx = Context(queue.ops, "me", None, Limits(1024 * 1024, 256), RetryPolicy(), 60, 60)
 
-    async def ask() -> list | None:
-        client = connect_async(url)
-        runner = Runner(client, Scripts(client), queue.keys, "me", WorkerOptions(), None, None,
-                        None, lambda step: None, threading.Event())  # fmt: skip
-        try:
-            return await runner._after_lost_start(key)
-        finally:
-            await client.aclose()
+    def ask():
+        return drive_sync(_after_lost_start("t1", ctx), SyncStore(r), lambda request: None)
 
-    reply = asyncio.run(ask())
-    assert reply is not None and reply[0] == b"ok" and reply[1] == b"4"
-    assert dict(zip(reply[2][::2], reply[2][1::2], strict=True))[b"function"] == b"echo"
+    reply = ask()
+    assert isinstance(reply, Started) and reply.claims == 4
+    assert reply.fields[b"function"] == b"echo"
     r.hset(key, "worker", "someone-else")
-    assert asyncio.run(ask()) is None  # not ours: the reaper's business
-    r.hset(key, mapping={"worker": "me", "args": "x" * 10_000_000})
-    assert asyncio.run(ask())[0] == b"too-large"
+    assert isinstance(ask(), Skipped)  # not ours: the reaper's business
+    r.hset(key, mapping={"worker": "me", "args": "x" * 2_000_000})
+    assert isinstance(ask(), Refused)
 
 
 def test_the_reaper_reads_every_page_of_executing(queue, r, url) -> None:
     import asyncio
 
-    from dothis.connection import connect_async
-    from dothis.followups import Followups
-    from dothis.reaper import PAGE, Reaper
-    from dothis.scripts import Scripts
+    from dothis.engine.decide import RetryPolicy
+    from dothis.engine.flow import drive_async
+    from dothis.engine.lifecycle import Context
+    from dothis.store.connection import connect_async
+    from dothis.store.execute import AsyncStore
+    from dothis.store.ops import Limits
+    from dothis.worker.lane import Lane
+    from dothis.worker.reaper import PAGE, Reaper
 
     oldest = queue.keys.task("oldest")
     r.hset(oldest, mapping={"function": "echo", "state": "executing", "worker": "dead"})
@@ -202,17 +200,20 @@ def test_the_reaper_reads_every_page_of_executing(queue, r, url) -> None:
                                                "worker": "alive"})  # fmt: skip
     r.set(queue.keys.worker("alive"), "1")
 
-    async def sweep():
-        client = connect_async(url)
-        try:
-            scripts = Scripts(client)
-            followups = Followups(client, scripts, queue.keys, 60)
-            reaper = Reaper(client, scripts, queue.keys, "me", 60_000, 3, followups)
-            return await reaper.sweep()
-        finally:
-            await client.aclose()
+    async def sweep() -> None:
+        store = AsyncStore(connect_async(url))
+        ctx = Context(queue.ops, "me", None, Limits(1024, 16), RetryPolicy(), 60, 60)
+        lane = Lane(queue.keys, queue.ops, ctx)
 
-    assert asyncio.run(sweep()).requeued == 1
+        async def drive(flow):
+            return await drive_async(flow, store, None, lambda step: None)
+
+        try:
+            await Reaper(store, [lane], drive, "me", 60_000, 1000, 3).sweep(lane)
+        finally:
+            await store.client.aclose()
+
+    asyncio.run(sweep())
     assert r.lrange(queue.keys.pending, 0, -1) == [b"oldest"]
 
 

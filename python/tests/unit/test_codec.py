@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dothis import codec
+from dothis.wire import codec
 
 
 @pytest.mark.parametrize(

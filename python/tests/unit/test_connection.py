@@ -4,7 +4,7 @@ import pytest
 from support import free_port
 
 from dothis import ConnectionFailed, Queue
-from dothis.connection import redact
+from dothis.store.connection import redact
 
 
 def test_password_is_redacted() -> None:

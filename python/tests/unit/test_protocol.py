@@ -6,8 +6,8 @@ import json
 
 from support import REPO
 
-from dothis import protocol
-from dothis.scripts import NAMES
+from dothis.store.scripts import NAMES
+from dothis.wire import clock, protocol
 
 DATA = json.loads((REPO / "schema" / "protocol.json").read_text())
 
@@ -81,4 +81,15 @@ def test_queue_names_are_checked() -> None:
 def test_timestamp_format() -> None:
     import re
 
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", protocol.now_iso())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", clock.now_iso())
+
+
+def test_the_args_schema_asks_only_for_an_object() -> None:
+    """The producer checks args by hand (a mapping of str to JSON values) instead of importing
+    jsonschema; that is the whole of args.schema.json only while it asks for nothing more."""
+    import json
+    from pathlib import Path
+
+    schema = json.loads((Path(__file__).parents[3] / "schema" / "args.schema.json").read_text())
+    constraints = set(schema) - {"$schema", "$id", "title", "description"}
+    assert constraints == {"type"} and schema["type"] == "object"

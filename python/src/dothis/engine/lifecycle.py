@@ -1,0 +1,222 @@
+"""One claimed entry, from start.lua to its outcome, written once for every consumer.
+
+``process`` is the whole handling a worker gives an entry; ``begin`` (start and every check before
+the function runs) and ``conclude`` (the decision and its record) are its halves, which the retask
+consumer uses around the function its user runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dothis.engine import decide
+from dothis.engine.checks import Invocation, prepare
+from dothis.engine.flow import Flow, RunTry, Sleep, Step
+from dothis.engine.followups import run_followups
+from dothis.engine.registry import Registry
+from dothis.engine.tries import TryResult
+from dothis.store.connection import REDIS_ERRORS, REDIS_OR_REPLY_ERRORS
+from dothis.store.ops import Limits, Ops, ScriptCall
+from dothis.store.replies import Finished, Refused, Rejected, Rescheduled, Skipped, Started
+from dothis.wire import checks
+from dothis.wire.clock import now_ms
+from dothis.wire.protocol import (
+    DEFAULT_FAILURE_TTL,
+    DEFAULT_MAX_FIELDS,
+    DEFAULT_MAX_VALUE_BYTES,
+    DEFAULT_RESULT_TTL,
+    ErrorCode,
+    Field,
+    RejectCode,
+)
+from dothis.wire.records import Claim, Ending, Failure, NextTry, rejection_record
+
+log = logging.getLogger("dothis.worker")
+
+RECORD_TRIES = 60
+
+
+@dataclass
+class Context:
+    """What the flows need to know about the consumer running them."""
+
+    ops: Ops
+    worker_id: str
+    registry: Registry | None
+    limits: Limits
+    policy: decide.RetryPolicy
+    result_ttl: int
+    failure_ttl: int
+    # Eager mode: retries run here and now, follow-ups go straight into executing.
+    in_place: bool = False
+    stopping: Callable[[], bool] = lambda: False
+    # Counted as outcomes are recorded (and as records are fenced off), for counts and logs.
+    processed: int = 0
+    fenced: int = 0
+
+    @classmethod
+    def with_defaults(
+        cls, ops: Ops, worker_id: str, registry: Registry | None, *, in_place: bool = False
+    ) -> Context:
+        """A context with the protocol's default limits, backoff and TTLs (eager mode, retask)."""
+        return cls(ops, worker_id, registry, Limits(DEFAULT_MAX_VALUE_BYTES, DEFAULT_MAX_FIELDS),
+                   decide.RetryPolicy(), DEFAULT_RESULT_TTL, DEFAULT_FAILURE_TTL,
+                   in_place=in_place)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Begun:
+    """A task this consumer owns and may run."""
+
+    claim: Claim
+    fields: checks.Fields
+    invocation: Invocation
+
+
+def process(entry: bytes, ctx: Context) -> Flow[list[str]]:
+    """Start, run and record one entry; the ids of follow-up tasks it queued."""
+    begun = yield from begin(entry, ctx)
+    if isinstance(begun, list):
+        return begun
+    result = yield RunTry(begun.invocation, begun.claim)
+    return (yield from conclude(begun, result, ctx))
+
+
+def begin(entry: bytes, ctx: Context) -> Flow[Begun | list[str]]:
+    """start.lua and the checks before a try; Begun, or (the task needs no try) the follow-up
+    ids of its ending."""
+    ops = ctx.ops
+    yield Step("claimed")
+    task_id, problem = ops.keys.parse_entry(entry)
+    if task_id is None:
+        yield from _reject(entry, RejectCode.INVALID_ID, problem, ctx)
+        return []
+    try:
+        reply = yield ops.start(entry, task_id, ctx.worker_id, ctx.limits)
+    except REDIS_ERRORS as error:
+        log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
+        reply = yield from _after_lost_start(task_id, ctx)
+    yield Step("started")
+    if isinstance(reply, Rejected):
+        yield from _reject(entry, reply.code, reply.reason, ctx)
+        return []
+    if isinstance(reply, Skipped):
+        log.info("skipped entry %s: %s", task_id, reply.reason)
+        return []
+    claim = Claim(entry, task_id, ctx.worker_id, reply.claims)
+    if isinstance(reply, Refused):
+        return (yield from _end(claim, Failure(reply.code, reply.detail), {}, ctx))
+    assert isinstance(reply, Started)
+    fields = reply.fields
+    if b"cancel-requested" in fields:
+        stop = Failure(ErrorCode.CANCELLED, "cancelled before it started")
+        return (yield from _end(claim, stop, fields, ctx))
+    expired = checks.expired(fields)
+    if expired is not None:
+        return (yield from _end(claim, expired, fields, ctx))
+    prepared = prepare(fields, ctx.registry)
+    if isinstance(prepared, Failure):
+        return (yield from _end(claim, prepared, fields, ctx))
+    return Begun(claim, fields, prepared)
+
+
+def conclude(begun: Begun, result: TryResult, ctx: Context) -> Flow[list[str]]:
+    """Decide what follows a try and record it; the ids of follow-up tasks it queued."""
+    invocation = begun.invocation
+    while True:
+        decision = decide.decide(result, invocation.name, invocation.settings, ctx.policy,
+                                 now_ms(), random.uniform(0.5, 1.0))  # fmt: skip
+        if not (ctx.in_place and isinstance(decision, NextTry)):
+            break
+        yield Sleep(max(decision.due_ms - now_ms(), 0) / 1000)
+        invocation = invocation.next_try()
+        result = yield RunTry(invocation, begun.claim)
+    if isinstance(decision, Ending) and invocation is not begun.invocation:
+        decision = Ending(
+            decision.outcome, [*decision.fields, Field.RETRIES, str(invocation.settings.retries)]
+        )
+    yield Step("ran")
+    queued = yield from record(begun.claim, decision, begun.fields, ctx)
+    yield Step("finished")
+    return queued
+
+
+def _end(claim: Claim, failure: Failure, fields: checks.Fields, ctx: Context) -> Flow[list[str]]:
+    yield Step("ran")
+    queued = yield from record(claim, decide.before_start(failure, now_ms()), fields, ctx)
+    yield Step("finished")
+    return queued
+
+
+def record(
+    claim: Claim, decision: decide.Decision, fields: checks.Fields, ctx: Context
+) -> Flow[list[str]]:
+    """finish.lua or retry.lua, retried through outages; then the follow-ups it made due."""
+    ops = ctx.ops
+    request: ScriptCall[Any]
+    if isinstance(decision, NextTry):
+        request = ops.retry(claim, decision)
+    else:
+        default = ctx.failure_ttl if decision.failed else ctx.result_ttl
+        keep = checks.keep_seconds(fields, decision.failed, default)
+        horizon = now_ms() - default * 1000 if default > 0 else 0
+        request = ops.finish(claim, decision, keep, horizon)
+    delay = 0.1
+    for _ in range(RECORD_TRIES):
+        try:
+            written = yield request
+            break
+        except REDIS_OR_REPLY_ERRORS as error:  # a refusal (a key of the wrong type, OOM) too
+            log.warning("cannot record the outcome of %s (%s); retrying", claim.task_id, error)
+            yield Sleep(delay)
+            delay = min(delay * 2, 2.0)
+    else:
+        log.error("gave up recording the outcome of %s; it will be recovered and run again",
+                  claim.task_id)  # fmt: skip
+        return []
+    ctx.processed += 1
+    if written in (Finished.FENCED, Rescheduled.FENCED):
+        ctx.fenced += 1
+        log.warning("outcome of %s discarded: the task was recovered while this worker ran it "
+                    "(its lease had expired)", claim.task_id)  # fmt: skip
+    if written is not Finished.FOLLOWUPS_DUE:
+        return []
+    try:
+        return (yield from run_followups(claim.task_id, ops, ctx.failure_ttl, ctx.in_place))
+    except REDIS_ERRORS as error:  # the id stays in <queue>:releasing for a reaper
+        log.warning("follow-ups of %s deferred (%s)", claim.task_id, error)
+        return []
+
+
+def _reject(entry: bytes, code: RejectCode, reason: str, ctx: Context) -> Flow[None]:
+    log.warning("rejected entry %r of %s: %s (%s)", entry[:80], ctx.ops.keys.pending, reason, code)
+    yield ctx.ops.reject(entry, rejection_record(entry, code, reason, ctx.worker_id))
+
+
+def _after_lost_start(task_id: str, ctx: Context) -> Flow[Started | Refused | Skipped]:
+    """SPEC.md 5.3: never call start twice; if start ran for this worker, rebuild its reply."""
+    delay = 0.1
+    while not ctx.stopping():
+        try:
+            state, worker, claims = yield ctx.ops.ownership(task_id)
+            if state != b"executing" or worker != ctx.worker_id.encode() or claims is None:
+                return Skipped("start did not run for this worker: the reaper handles the entry")
+            fields = yield ctx.ops.read_task(task_id)
+        except REDIS_ERRORS as error:
+            log.warning("cannot read the hash of %s (%s); retrying", task_id, error)
+            yield Sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        limits = ctx.limits
+        if len(fields) > limits.max_fields:
+            return Refused(int(claims), ErrorCode.TOO_LARGE, f"the hash has {len(fields)} fields")
+        for name, value in fields.items():
+            if max(len(name), len(value)) > limits.max_value_bytes:
+                return Refused(int(claims), ErrorCode.TOO_LARGE,
+                               f"field {name[:64]!r} holds {len(value)} bytes")  # fmt: skip
+        return Started(int(claims), fields)
+    return Skipped("the worker is stopping")

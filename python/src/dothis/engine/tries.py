@@ -1,0 +1,128 @@
+"""One try of a task function and what it produced.
+
+A try ends in exactly one ``TryResult``; the decision (``decide``) turns it into the task's next
+state. ``Retry`` is what a task raises to ask for another try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dothis.wire import codec
+
+
+class Retry(Exception):
+    """Raise inside a task to try it again later, if it has attempts left.
+
+    ``delay`` is in seconds; None uses the worker's exponential backoff.
+    """
+
+    def __init__(self, reason: str = "retry requested", delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Returned:
+    encoded: str  # the JSON text of the value
+
+
+@dataclass(frozen=True)
+class Raised:
+    reason: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class RetryRequested:
+    reason: str
+    delay: float | None = None
+
+
+@dataclass(frozen=True)
+class Unserializable:
+    type_name: str
+    error: str
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Crashed:
+    detail: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The try was stopped because the task was cancelled while it ran."""
+
+
+TryResult = Returned | Raised | RetryRequested | Unserializable | TimedOut | Crashed | Stopped
+
+
+def _encoded(value: Any) -> TryResult:
+    try:
+        return Returned(codec.encode(value))
+    except (TypeError, ValueError) as error:
+        return Unserializable(type(value).__name__, str(error))
+
+
+def _raised(error: BaseException) -> TryResult:
+    if isinstance(error, Retry):
+        return RetryRequested(error.reason, error.delay)
+    reason = str(error) or type(error).__name__
+    return Raised(reason, "".join(traceback.format_exception(error)))
+
+
+def run_call(function: Callable[..., Any], args: dict[str, Any]) -> TryResult:
+    """Run a plain function and describe the outcome (in children, threads and inline alike)."""
+    try:
+        value = function(**args)
+    except BaseException as error:  # a task's SystemExit is its failure, not the worker's
+        return _raised(error)
+    return _encoded(value)
+
+
+async def run_coroutine(function: Callable[..., Any], args: dict[str, Any]) -> TryResult:
+    """Run an ``async def`` function on the running loop."""
+    try:
+        value = await function(**args)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        return _raised(error)
+    return _encoded(value)
+
+
+def run_anywhere(function: Callable[..., Any], args: dict[str, Any], is_async: bool) -> TryResult:
+    """Run a plain or an ``async def`` function synchronously (eager mode)."""
+    if not is_async:
+        return run_call(function, args)
+    try:
+        return asyncio.run(run_coroutine(function, args))
+    except BaseException as error:
+        return _raised(error)
+
+
+def to_message(result: TryResult) -> list[Any]:
+    """A result as JSON-ready data, for the pipe of a child process (never pickle)."""
+    return [type(result).__name__, *result.__dict__.values()]
+
+
+_KINDS: dict[str, type[Any]] = {kind.__name__: kind for kind in
+                                (Returned, Raised, RetryRequested, Unserializable, TimedOut,
+                                 Crashed, Stopped)}  # fmt: skip
+
+
+def from_message(message: list[Any]) -> TryResult:
+    kind, *values = message
+    result: TryResult = _KINDS[kind](*values)
+    return result

@@ -1,0 +1,144 @@
+"""Read-only views and housekeeping of a queue (rq's inspection API), mixed into Queue."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from dothis.errors import TaskNotFound
+from dothis.producer.task import Task
+from dothis.store.connection import SyncClient, translate_errors
+from dothis.store.execute import SyncStore
+from dothis.store.ops import Ops
+from dothis.store.replies import Cancelled, Requeued
+from dothis.wire.protocol import DEFAULT_FAILURE_TTL, Keys
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+class Inspection:
+    keys: Keys
+    url: str
+    ops: Ops
+
+    @property
+    def redis(self) -> SyncClient:  # provided by Queue
+        raise NotImplementedError
+
+    @property
+    def store(self) -> SyncStore:  # provided by Queue
+        raise NotImplementedError
+
+    def _tasks(self, ids: list[bytes]) -> list[Task]:
+        return [Task(cast(Any, self), raw.decode("utf-8", "replace")) for raw in ids]
+
+    def task_ids(self, start: int = 0, count: int = 100) -> list[str]:
+        """Ids waiting in pending, the next to run first, one page."""
+        with translate_errors(self.url):
+            raw = cast(list[bytes], self.redis.lrange(self.keys.pending, -(start + count),
+                                                      -(start + 1)))  # fmt: skip
+        return [self.keys.parse_entry(entry)[0] or entry.decode("utf-8", "replace")
+                for entry in reversed(raw)]  # fmt: skip
+
+    def tasks(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks waiting in pending, the next to run first, one page."""
+        return self._tasks([task_id.encode() for task_id in self.task_ids(start, count)])
+
+    def _registry(self, key: str, start: int, count: int) -> list[Task]:
+        with translate_errors(self.url):
+            ids = cast(list[bytes], self.redis.zrevrange(key, start, start + count - 1))
+        return self._tasks(ids)
+
+    def failed(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks that did not succeed (failed, cancelled, expired), newest first, one page."""
+        return self._registry(self.keys.failed, start, count)
+
+    def succeeded(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks that succeeded, newest first, one page."""
+        return self._registry(self.keys.succeeded, start, count)
+
+    def scheduled(self, start: int = 0, count: int = 100) -> list[Task]:
+        """Tasks waiting for a due time, the soonest first, one page."""
+        with translate_errors(self.url):
+            ids = cast(list[bytes], self.redis.zrange(self.keys.scheduled, start,
+                                                      start + count - 1))  # fmt: skip
+        return self._tasks(ids)
+
+    def requeue(self, task_id: str) -> bool:
+        """Give a failed task a fresh start (requeue.lua); False if it is not in the failed set."""
+        with translate_errors(self.url):
+            return self.store.run(self.ops.requeue(task_id)) is Requeued.REQUEUED
+
+    def cancel(self, task_id: str) -> str:
+        """cancel.lua: ``cancelled``, ``requested`` (running) or ``finished``; TaskNotFound when
+        there is no such task."""
+        with translate_errors(self.url):
+            done = self.store.run(self.ops.cancel(task_id, DEFAULT_FAILURE_TTL))
+        if done is Cancelled.NOT_FOUND:
+            raise TaskNotFound(task_id, self.keys.queue)
+        return done.name.lower()
+
+    def empty(self) -> int:
+        """Remove every waiting entry of pending and delete those tasks' hashes; how many."""
+        with translate_errors(self.url):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.lrange(self.keys.pending, 0, -1)
+            pipe.delete(self.keys.pending)
+            entries = cast(list[bytes], pipe.execute()[0])
+            ids = [self.keys.parse_entry(entry)[0] for entry in entries]
+            keys = [self.keys.task(task_id) for task_id in ids if task_id is not None]
+            for index in range(0, len(keys), 1000):
+                self.redis.unlink(*keys[index : index + 1000])
+        return len(entries)
+
+    def delete(self, delete_tasks: bool = True) -> None:
+        """Delete the queue's lists, sets and registries (and, by default, every task hash).
+
+        Workers serving the queue keep running and find it empty.
+        """
+        names = [self.keys.pending, self.keys.scheduled, self.keys.failed, self.keys.succeeded,
+                 self.keys.rejected, self.keys.releasing, self.keys.periodic]  # fmt: skip
+        patterns = [glob_escape(self.keys.dependents("")) + "*"]
+        if delete_tasks:
+            patterns.append(glob_escape(self.keys.task_prefix) + "*")
+        with translate_errors(self.url):
+            self.redis.unlink(*names)
+            for pattern in patterns:
+                batch: list[bytes] = []
+                for key in self.redis.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) == 1000:
+                        self.redis.unlink(*batch)
+                        batch.clear()
+                if batch:
+                    self.redis.unlink(*batch)
+
+
+def queue_info(queue: Any) -> dict[str, Any]:
+    keys: Keys = queue.keys
+    with translate_errors(queue.url):
+        client = queue.redis
+        pipe = client.pipeline(transaction=False)
+        pipe.llen(keys.pending)
+        pipe.llen(keys.executing)
+        pipe.llen(keys.rejected)
+        pipe.zcard(keys.scheduled)
+        pipe.zcard(keys.failed)
+        pipe.zcard(keys.succeeded)
+        pending, executing, rejected, scheduled, failed, succeeded = pipe.execute()
+        workers = []
+        for key in client.scan_iter(match=glob_escape(keys.worker("")) + "*", count=500):
+            fields = cast(dict[bytes, bytes], client.hgetall(key))
+            workers.append({k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()})
+    return {
+        "pending": pending,
+        "executing": executing,
+        "scheduled": scheduled,
+        "succeeded": succeeded,
+        "failed": failed,
+        "rejected": rejected,
+        "workers": workers,
+    }

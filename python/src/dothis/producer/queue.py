@@ -1,0 +1,310 @@
+"""The producer: a Queue writes tasks (enqueue.lua) and hands out Task handles."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dothis.engine.registry import Registry, function_name
+from dothis.errors import DependencyError, InvalidArguments, QueueClosed, TaskExists
+from dothis.producer.eager import Eager
+from dothis.producer.inspection import Inspection
+from dothis.producer.options import OPTION_NAMES, Parents, TaskOptions
+from dothis.producer.results import ResultListener
+from dothis.producer.task import Task
+from dothis.store.connection import SyncClient, connect, resolve_url, translate_errors
+from dothis.store.execute import SyncStore
+from dothis.store.ops import Ops, ScriptCall
+from dothis.store.replies import Enqueued
+from dothis.wire import codec
+from dothis.wire.clock import now_iso
+from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Field, Keys, State, check_name
+from dothis.wire.records import TaskInfo
+
+FunctionRef = str | Callable[..., Any]
+
+ENQUEUE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Call:
+    """One task for ``enqueue_many``: a function, its named arguments and its options."""
+
+    function: FunctionRef
+    args: Mapping[str, Any] = field(default_factory=dict)
+    task_id: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _encode_args(args: Mapping[str, Any]) -> str:
+    if not isinstance(args, Mapping):
+        raise InvalidArguments(
+            f"args must be a mapping of names to values, not {type(args).__name__}"
+        )
+    for name, value in args.items():
+        if not isinstance(name, str):
+            raise InvalidArguments(f"argument name {name!r} is not a string")
+        try:
+            codec.encode(value)
+        except (TypeError, ValueError) as error:
+            raise InvalidArguments(f"argument {name!r} has no JSON form: {error}") from error
+    # args.schema.json asks for a JSON object and nothing more (a unit test holds it to that), so
+    # the checks above are the whole schema; jsonschema is not imported (it takes seconds).
+    return codec.encode(dict(args))
+
+
+class Queue(Inspection):
+    """A named queue on one Redis server.
+
+    >>> queue = Queue("dothis", url="redis://127.0.0.1:6379/0")
+    >>> queue.enqueue("echo", text="ooh yeeah").wait(timeout=10)
+    'ooh yeeah'
+
+    ``is_async=False`` is eager mode, for tests: ``enqueue`` runs the task in this process, with the
+    worker's own operations and decisions, before it returns.
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_QUEUE,
+        url: str | None = None,
+        *,
+        is_async: bool = True,
+        registry: Registry | None = None,
+    ) -> None:
+        try:
+            self.keys = Keys(name)
+        except ValueError as error:
+            raise InvalidArguments(str(error)) from error
+        self.name = name
+        self.url = resolve_url(url)
+        self.ops = Ops(self.keys)
+        self._redis: SyncClient | None = connect(self.url)
+        self._store = SyncStore(self._redis)
+        self._results: ResultListener | None = None
+        self.eager = None if is_async else Eager(self._store, self.ops, self.url, registry)
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r})"
+
+    @property
+    def redis(self) -> SyncClient:
+        if self._redis is None:
+            raise QueueClosed(f"queue {self.name!r} is closed; create a new Queue to go on")
+        return self._redis
+
+    @property
+    def store(self) -> SyncStore:
+        self.redis  # noqa: B018  (raises QueueClosed)
+        return self._store
+
+    @property
+    def results(self) -> ResultListener:
+        """The queue's one shared subscription to its results channel."""
+        self.redis  # noqa: B018  (raises QueueClosed)
+        if self._results is None:
+            self._results = ResultListener(lambda: connect(self.url), self.keys.results)
+        return self._results
+
+    def _request(
+        self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
+    ) -> ScriptCall[Enqueued]:
+        """The enqueue.lua call of one task, every part checked."""
+        name = function_name(function)
+        if not name:
+            raise InvalidArguments("function name is empty")
+        task_id = self._task_id(options.task_id)
+        encoded = _encode_args(args)
+        placement, extra, parents = options.placement_and_fields()
+        fields = [
+            Field.FUNCTION, name,
+            Field.STATE, State.PENDING,
+            Field.ARGS, encoded,
+            Field.PENDING_CREATED, now_iso(),
+            *extra,
+        ]  # fmt: skip
+        return self.ops.enqueue(task_id, placement, parents, fields,
+                                into_executing=self.eager is not None)  # fmt: skip
+
+    def _task_id(self, task_id: str | None) -> str:
+        if task_id is None:
+            return str(uuid.uuid4())
+        try:
+            check_name(task_id, "task id", ID_MAX_BYTES)
+        except ValueError as error:
+            raise InvalidArguments(str(error)) from error
+        if task_id.startswith(self.keys.task_prefix):
+            raise InvalidArguments(
+                f"task id {task_id!r} starts with {self.keys.task_prefix!r}, which reads as the "
+                "full-key form of another id; pass the bare id"
+            )
+        return task_id
+
+    def enqueue(
+        self,
+        function: FunctionRef,
+        /,
+        *,
+        task_id: str | None = None,
+        attempts: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        at: datetime | None = None,
+        at_front: bool = False,
+        depends_on: Parents | None = None,
+        ttl: int | None = None,
+        result_ttl: int | None = None,
+        failure_ttl: int | None = None,
+        on_success: FunctionRef | None = None,
+        on_failure: FunctionRef | None = None,
+        description: str | None = None,
+        **args: Any,
+    ) -> Task:
+        """Queue ``function(**args)``; one round trip to Redis.
+
+        Options (their names are reserved; pass arguments named like them to ``enqueue_call``):
+        ``task_id`` a custom id (TaskExists while a task with it is unfinished); ``attempts``
+        total tries; ``timeout`` seconds per try; ``delay`` seconds or ``at`` a datetime to
+        start no earlier; ``at_front`` to run next; ``depends_on`` tasks that must succeed
+        first; ``ttl`` seconds it may wait to start before it expires; ``result_ttl`` /
+        ``failure_ttl`` seconds its hash is kept after it ends (-1: forever); ``on_success`` /
+        ``on_failure`` functions to run afterwards; ``description`` free text.
+        """
+        options = TaskOptions(
+            task_id, attempts, timeout, delay, at, at_front, depends_on, ttl, result_ttl,
+            failure_ttl, on_success, on_failure, description,
+        )  # fmt: skip
+        return self._enqueue(function, args, options)
+
+    def enqueue_call(
+        self, function: FunctionRef, args: Mapping[str, Any] | None = None, **options: Any
+    ) -> Task:
+        """Queue ``function`` with ``args`` as a mapping; ``options`` as for ``enqueue``."""
+        unknown = set(options) - set(OPTION_NAMES)
+        if unknown:
+            raise InvalidArguments(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return self._enqueue(function, args or {}, TaskOptions(**options))
+
+    def _enqueue(
+        self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
+    ) -> Task:
+        if self.eager is not None:
+            options = self.eager.options(options)
+        request = self._request(function, args, options)
+        with translate_errors(self.url):
+            created = self.store.run(request)
+        self._check(created, request.args[0], options)
+        if self.eager is not None:
+            with translate_errors(self.url):
+                self.eager.run(request.args[0])
+        return Task(self, request.args[0])
+
+    def _check(self, created: Enqueued, task_id: str, options: TaskOptions) -> None:
+        if created is Enqueued.EXISTS:
+            raise TaskExists(task_id, self.keys.task(task_id))
+        parents = ", ".join(options.parents())
+        if created is Enqueued.PARENT_FAILED:
+            raise DependencyError(f"task {task_id} was not enqueued: a task it depends on "
+                                  f"({parents}) finished without success")  # fmt: skip
+        if created is Enqueued.PARENT_MISSING:
+            raise DependencyError(f"task {task_id} was not enqueued: a task it depends on "
+                                  f"({parents}) does not exist", missing=True)  # fmt: skip
+
+    def enqueue_many(
+        self, calls: Iterable[Call | tuple[FunctionRef, Mapping[str, Any]]]
+    ) -> list[Task]:
+        """Queue many tasks, pipelined in batches (one round trip per 1,000 tasks).
+
+        Every call is validated before anything is written. A custom id that is taken raises
+        TaskExists after the others were queued.
+        """
+        prepared: list[tuple[ScriptCall[Enqueued], TaskOptions]] = []
+        for item in calls:
+            call = item if isinstance(item, Call) else Call(*item)
+            options = TaskOptions(task_id=call.task_id, **call.options)
+            if self.eager is not None:
+                options = self.eager.options(options)
+            prepared.append((self._request(call.function, call.args, options), options))
+        if self.eager is not None:  # one at a time, each run before the next is queued
+            return self._eager_many(prepared)
+        failures: list[tuple[Enqueued, str, TaskOptions]] = []
+        with translate_errors(self.url):
+            for start in range(0, len(prepared), ENQUEUE_BATCH):
+                batch = prepared[start : start + ENQUEUE_BATCH]
+                replies = self.store.run_many([request for request, _ in batch])
+                for (request, options), created in zip(batch, replies, strict=True):
+                    if isinstance(created, Exception):
+                        raise created
+                    if created is not Enqueued.CREATED:
+                        failures.append((created, request.args[0], options))
+        for created, task_id, options in failures:
+            self._check(created, task_id, options)
+        return [Task(self, request.args[0]) for request, _ in prepared]
+
+    def _eager_many(self, prepared: list[tuple[ScriptCall[Enqueued], TaskOptions]]) -> list[Task]:
+        assert self.eager is not None
+        tasks = []
+        for request, options in prepared:
+            with translate_errors(self.url):
+                created = self.store.run(request)
+                self._check(created, request.args[0], options)
+                self.eager.run(request.args[0])
+            tasks.append(Task(self, request.args[0]))
+        return tasks
+
+    def read_task(self, task_id: str) -> TaskInfo | None:
+        with translate_errors(self.url):
+            raw = self.store.run(self.ops.read_task(task_id))
+        return TaskInfo.from_hash(task_id, raw) if raw else None
+
+    def fetch(self, task_id: str) -> Task | None:
+        """The task with this id, or None when it has no hash."""
+        with translate_errors(self.url):
+            exists = self.redis.exists(self.keys.task(task_id))
+        return Task(self, task_id) if exists else None
+
+    def __len__(self) -> int:
+        """How many entries wait in the pending list."""
+        with translate_errors(self.url):
+            return int(self.redis.llen(self.keys.pending))
+
+    def ping(self) -> None:
+        """Raise ConnectionFailed (naming the URL and the fix) unless Redis answers."""
+        with translate_errors(self.url):
+            self.redis.ping()
+
+    def close(self) -> None:
+        if self._results is not None:
+            self._results.close()
+            self._results = None
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_shared: dict[tuple[str, str, bool], Queue] = {}
+_eager = {"always": False}
+
+
+def set_always_eager(enabled: bool = True) -> None:
+    """Run every ``TaskFunction.delay`` / ``.enqueue`` eagerly, in this process (for tests; as
+    Celery's ``task_always_eager``). Queues made with ``Queue(...)`` are not affected."""
+    _eager["always"] = enabled
+
+
+def shared_queue(name: str | None = None, url: str | None = None) -> Queue:
+    """One Queue per (name, url) for the process, used by ``TaskFunction.delay``."""
+    key = (name or DEFAULT_QUEUE, resolve_url(url), _eager["always"])
+    queue = _shared.get(key)
+    if queue is None or queue._redis is None:
+        queue = _shared[key] = Queue(key[0], key[1], is_async=not key[2])
+    return queue

@@ -1,0 +1,131 @@
+"""A handle on one task: its id, and its state and outcome read live from the task hash."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from dothis.errors import TaskFailed, WaitTimeout
+from dothis.producer.results import ResultListener
+from dothis.wire.protocol import Keys, State
+from dothis.wire.records import TaskInfo
+
+
+class Source(Protocol):
+    """What a Task reads through: a Queue."""
+
+    name: str
+    url: str
+    keys: Keys
+
+    @property
+    def results(self) -> ResultListener: ...
+
+    def read_task(self, task_id: str) -> TaskInfo | None: ...
+
+    def cancel(self, task_id: str) -> str: ...
+
+
+class Task:
+    """A task in a queue. ``state``, ``outcome``, ``result`` and ``error`` read Redis each time.
+
+    Names, the same in SPEC.md and the Node client: the ``outcome`` is how the task ended (the
+    hash's ``result`` field: successful, failed, cancelled, expired); the ``value`` is what the
+    function returned (``result`` is rq's name for it).
+    """
+
+    def __init__(self, queue: Source, task_id: str) -> None:
+        self.queue = queue
+        self.id = task_id
+        self.key = queue.keys.task(task_id)
+
+    def __repr__(self) -> str:
+        return f"Task({self.queue.name!r}, {self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and (other.key, other.queue.url) == (
+            self.key,
+            self.queue.url,
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def refresh(self) -> TaskInfo | None:
+        """The whole hash, or None when it does not exist."""
+        return self.queue.read_task(self.id)
+
+    @property
+    def state(self) -> str | None:
+        info = self.refresh()
+        return info.state if info else None
+
+    @property
+    def outcome(self) -> str | None:
+        """``successful``, ``failed``, ``cancelled`` or ``expired``; None until the task ends."""
+        info = self.refresh()
+        return info.outcome if info else None
+
+    @property
+    def value(self) -> Any:
+        """The function's return value once the task succeeded; None before, or on failure."""
+        info = self.refresh()
+        return info.value if info else None
+
+    @property
+    def result(self) -> Any:
+        """The same as ``value`` (rq's name for it)."""
+        return self.value
+
+    @property
+    def error(self) -> TaskFailed | None:
+        info = self.refresh()
+        return info.failure() if info else None
+
+    def cancel(self) -> str:
+        """Cancel the task: ``cancelled`` (it had not started), ``requested`` (it is running;
+        its worker stops it and records outcome cancelled) or ``finished`` (too late)."""
+        return self.queue.cancel(self.id)
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """True once the task is executing or finished; False if ``timeout`` s pass first.
+
+        A bounded poll of the hash's state (starting is not announced on the results channel).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.005
+        while True:
+            state = self.state
+            if state in (State.EXECUTING, State.FINISHED):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            time.sleep(max(pause, 0))
+            interval = min(interval * 2, 0.2)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the task ends and return the function's value.
+
+        Listens on the queue's results channel (one subscription per Queue, shared by every wait);
+        raises TaskFailed when the task ended any other way than successful, and WaitTimeout when
+        ``timeout`` seconds pass.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.queue.results.watch(self.key) as event:
+            while True:
+                info = self.refresh()
+                if info is not None and info.finished:
+                    failure = info.failure()
+                    if failure is not None:
+                        raise failure
+                    return info.value
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise WaitTimeout(
+                        f"task {self.id} did not finish within {timeout} s "
+                        f"(state: {info.state if info else 'no such task'}); wait longer, or "
+                        "check that a worker serves this queue (dothis info)"
+                    )
+                event.wait(remaining)
+                event.clear()

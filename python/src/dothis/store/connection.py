@@ -1,0 +1,136 @@
+"""Redis connections with the settings the protocol needs, and errors that name the fix.
+
+redis-py's defaults (a 5 s socket timeout, silent retries) make a blocking call fail only after a
+long silent wait; blocking connections here have no read timeout shorter than the block and no
+automatic retry. Every connection speaks RESP2 and returns bytes: task hashes are decoded field by
+field, so one non-UTF-8 value cannot make a whole read fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from dothis.errors import AuthenticationFailed, ConnectionFailed, DothisError, InvalidUrl
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+COMMAND_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
+
+# What a lost or unreachable Redis raises: every loop that retries catches exactly these.
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# ... and a reply refusing a command (wrong type, NOAUTH, no such database).
+REDIS_OR_REPLY_ERRORS = (*REDIS_ERRORS, redis.ResponseError)
+
+SyncClient = redis.Redis
+AsyncClient = aioredis.Redis
+
+
+def resolve_url(url: str | None) -> str:
+    """The URL to use: the argument, else $DOTHIS_REDIS_URL, else the local default."""
+    return url or os.environ.get("DOTHIS_REDIS_URL") or DEFAULT_URL
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_AUTH_MARKS = ("NOAUTH", "WRONGPASS", "invalid username-password", "unauthenticated",
+               "Authentication required", "invalid password")  # fmt: skip
+
+
+def explain(url: str, error: BaseException) -> DothisError:
+    """The DothisError a user should see for a Redis error met while connecting or calling."""
+    text = str(error)
+    shown = redact(url)
+    if isinstance(error, redis.AuthenticationError) or any(m in text for m in _AUTH_MARKS):
+        given = urlsplit(url).password is not None
+        cause = "refused the password in the URL" if given else "requires a password"
+        return AuthenticationFailed(
+            f"Redis at {shown} {cause} ({text.split(':', maxsplit=1)[0] or 'NOAUTH'}): put the "
+            "right one in the URL, redis://:PASSWORD@host:6379/0 or "
+            "redis://USER:PASSWORD@host:6379/0, via --url or DOTHIS_REDIS_URL"
+        )
+    if "DB index is out of range" in text:
+        return InvalidUrl(
+            f"Redis at {shown} has no database {urlsplit(url).path.lstrip('/')!r} (it has "
+            "`databases` of them, 16 by default, numbered from 0): fix the /N at the end of the URL"
+        )
+    return ConnectionFailed(
+        f"cannot reach Redis at {shown} ({text or type(error).__name__}): is redis-server "
+        "running? set DOTHIS_REDIS_URL or pass --url"
+    )
+
+
+def unreachable(url: str, error: BaseException) -> DothisError:
+    return explain(url, error)
+
+
+def _options(blocking_seconds: float | None) -> dict[str, Any]:
+    # A blocking connection waits up to its block time plus a margin; others fail after 10 s.
+    timeout = COMMAND_TIMEOUT if blocking_seconds is None else blocking_seconds + COMMAND_TIMEOUT
+    return {
+        "protocol": 2,
+        "decode_responses": False,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "health_check_interval": 0,
+    }
+
+
+def _invalid(url: str, error: Exception) -> InvalidUrl:
+    return InvalidUrl(
+        f"invalid Redis URL {redact(url)!r} ({error}): write it as "
+        "redis://[:PASSWORD@]HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0"
+    )
+
+
+def connect(url: str, *, blocking_seconds: float | None = None) -> SyncClient:
+    """A synchronous client; no automatic retries (callers decide what a failure means)."""
+    try:
+        return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_options(blocking_seconds))
+    except ValueError as error:
+        raise _invalid(url, error) from error
+
+
+def connect_async(url: str, *, blocking_seconds: float | None = None) -> AsyncClient:
+    """An asyncio client with the same settings as ``connect``."""
+    try:
+        return aioredis.Redis.from_url(
+            url, retry=AsyncRetry(NoBackoff(), 0), **_options(blocking_seconds)
+        )
+    except ValueError as error:
+        raise _invalid(url, error) from error
+
+
+def is_setup_error(error: BaseException) -> bool:
+    """A Redis reply that no retry will fix: a password or database problem."""
+    text = str(error)
+    return isinstance(error, redis.AuthenticationError) or "DB index is out of range" in text or \
+        any(mark in text for mark in _AUTH_MARKS)  # fmt: skip
+
+
+@contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Turn redis-py's connection, password and database errors into DothisErrors that name the
+    URL and the fix."""
+    try:
+        yield
+    except REDIS_OR_REPLY_ERRORS as error:
+        if isinstance(error, redis.ResponseError) and not is_setup_error(error):
+            raise
+        raise explain(url, error) from error

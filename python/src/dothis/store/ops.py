@@ -1,0 +1,282 @@
+"""The operations layer: the only code that names a Lua script, builds its KEYS and ARGV, or reads
+its reply (schema/scripts.json is the manifest these follow).
+
+Each method returns a request, a ``ScriptCall`` or a ``Command`` that carries its own reply parser;
+an executor (``store.execute``: sync, or asyncio with batching) runs it and returns the typed reply.
+Nothing here does I/O, so the same operations serve the worker, eager mode and the retask consumer,
+and a unit test can answer them with a fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from dothis.store.replies import (
+    Cancelled,
+    Enqueued,
+    Finished,
+    Fired,
+    Recovered,
+    Refused,
+    Rejected,
+    Released,
+    Requeued,
+    Rescheduled,
+    Skipped,
+    Started,
+    StartReply,
+)
+from dothis.wire.clock import now_iso, now_ms
+from dothis.wire.protocol import DEFAULT_REJECTED_MAX, ErrorCode, Keys, RejectCode
+from dothis.wire.records import Claim, Ending, NextTry
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall(Generic[T]):
+    """One call of lua/<script>.lua and how to read its reply."""
+
+    script: str
+    keys: list[str]
+    args: list[Any]
+    parse: Callable[[Any], T]
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Generic[T]):
+    """One plain Redis command and how to read its reply."""
+
+    args: tuple[Any, ...]
+    parse: Callable[[Any], T]
+
+
+Request = ScriptCall[Any] | Command[Any]
+
+
+def _same(raw: Any) -> Any:
+    return raw
+
+
+def _hash(raw: Any) -> dict[bytes, bytes]:
+    if isinstance(raw, dict):
+        return cast(dict[bytes, bytes], raw)
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
+def _start_reply(raw: Any) -> StartReply:
+    status = raw[0].decode()
+    if status == "ok":
+        return Started(int(raw[1]), _hash(raw[2]))
+    if status in ("too-large", "invalid-state"):
+        detail = raw[2].decode("utf-8", "replace")
+        if status == "invalid-state":
+            return Refused(
+                int(raw[1]),
+                ErrorCode.INVALID_STATE,
+                f"state was {detail!r}; a queued task has state pending (or none)",
+            )
+        return Refused(int(raw[1]), ErrorCode.TOO_LARGE, detail)
+    if status == "missing":
+        return Rejected(RejectCode.MISSING_HASH, "the task hash does not exist")
+    if status == "wrong-type":
+        return Rejected(RejectCode.WRONG_TYPE, f"the task key is a {raw[1].decode()}, not a hash")
+    if status == "lost":
+        return Skipped("recovered by another worker")
+    return Skipped(f"the task is already {raw[1].decode()}")
+
+
+def ttl_arg(seconds: int) -> str:
+    """A default-TTL argument (SPEC.md 3.1): positive seconds, -1 to keep the hash, and anything
+    else as 0, the protocol default."""
+    return str(seconds) if seconds > 0 or seconds == -1 else "0"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """start.lua's size checks (SPEC.md 8.1)."""
+
+    max_value_bytes: int
+    max_fields: int
+
+
+class Ops:
+    """The operations of one queue."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+
+    # -- producers --------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task_id: str,
+        placement: str,
+        parents: Sequence[str],
+        fields: Sequence[str],
+        *,
+        replace: bool = True,
+        into_executing: bool = False,
+    ) -> ScriptCall[Enqueued]:
+        """enqueue.lua; ``into_executing`` puts the entry straight into executing, claimed (eager
+        mode: no other worker can take it)."""
+        k = self.keys
+        target = k.executing if into_executing else k.pending
+        keys = [k.task(task_id), target, k.scheduled]
+        for parent in parents:
+            keys += [k.task(parent), k.dependents(parent)]
+        args = [task_id, placement, "1" if replace else "0", str(len(parents)), *parents, *fields]
+        return ScriptCall("enqueue", keys, args, lambda raw: Enqueued(int(raw)))
+
+    def cancel(self, task_id: str, failure_ttl: int) -> ScriptCall[Cancelled]:
+        k = self.keys
+        key = k.task(task_id)
+        return ScriptCall(
+            "cancel",
+            [key, k.pending, k.scheduled, k.failed, k.dependents(task_id), k.releasing],
+            [task_id, now_iso(), now_ms(), k.results, key, ttl_arg(failure_ttl)],
+            lambda raw: Cancelled(int(raw)),
+        )
+
+    def requeue(self, task_id: str) -> ScriptCall[Requeued]:
+        k = self.keys
+        return ScriptCall("requeue", [k.task(task_id), k.failed, k.pending], [task_id],
+                          lambda raw: Requeued(int(raw)))  # fmt: skip
+
+    def fire(
+        self, schedule: str, occurrence: int, task_id: str, fields: Sequence[str]
+    ) -> ScriptCall[Fired]:
+        k = self.keys
+        return ScriptCall("fire", [k.periodic, k.task(task_id), k.pending],
+                          [schedule, occurrence, task_id, *fields],
+                          lambda raw: Fired(int(raw)))  # fmt: skip
+
+    # -- a worker's claim ---------------------------------------------------------------------
+
+    def start(
+        self, entry: bytes, task_id: str, worker: str, limits: Limits
+    ) -> ScriptCall[StartReply]:
+        k = self.keys
+        return ScriptCall(
+            "start",
+            [k.task(task_id), k.executing],
+            [entry, worker, now_iso(), limits.max_value_bytes, limits.max_fields],
+            _start_reply,
+        )
+
+    def reject(self, entry: bytes, record: str) -> ScriptCall[bool]:
+        k = self.keys
+        return ScriptCall("reject", [k.executing, k.rejected],
+                          [entry, record, DEFAULT_REJECTED_MAX], lambda raw: raw == 1)  # fmt: skip
+
+    def finish(
+        self, claim: Claim, ending: Ending, default_ttl: int, horizon_ms: int = 0
+    ) -> ScriptCall[Finished]:
+        """finish.lua: ``default_ttl`` applies unless the hash has its own result-/failure-ttl;
+        registry entries older than ``horizon_ms`` (ms since the epoch; 0: none) are dropped."""
+        k = self.keys
+        key = k.task(claim.task_id)
+        return ScriptCall(
+            "finish",
+            [key, k.executing, k.failed, k.succeeded, k.dependents(claim.task_id), k.releasing],
+            [claim.entry, claim.worker, claim.claims, k.results, key, claim.task_id, now_ms(),
+             "failed" if ending.failed else "succeeded", ttl_arg(default_ttl), horizon_ms,
+             *ending.fields],
+            lambda raw: Finished(int(raw)),
+        )  # fmt: skip
+
+    def retry(self, claim: Claim, next_try: NextTry) -> ScriptCall[Rescheduled]:
+        k = self.keys
+        return ScriptCall(
+            "retry",
+            [k.task(claim.task_id), k.executing, k.scheduled],
+            [claim.entry, claim.worker, claim.claims, next_try.due_ms, *next_try.fields],
+            lambda raw: Rescheduled(int(raw)),
+        )
+
+    def recover(
+        self, entry: bytes, task_id: str, owner: str, max_claims: int, failure_ttl: int
+    ) -> ScriptCall[Recovered]:
+        """recover.lua: ``owner`` is the hash's worker ('' for an ownerless entry); max_claims 0
+        gives back a task of one's own without counting a loss."""
+        k = self.keys
+        key = k.task(task_id)
+        keys = [key, k.executing, k.pending, k.failed, k.dependents(task_id), k.releasing]
+        if owner:
+            keys.append(k.worker(owner))
+        return ScriptCall(
+            "recover", keys,
+            [entry, owner, max_claims, now_iso(), k.results, key, task_id, now_ms(),
+             ttl_arg(failure_ttl)],
+            lambda raw: Recovered(raw.decode() if isinstance(raw, bytes) else raw),
+        )  # fmt: skip
+
+    def promote(self, entry: bytes, task_id: str | None, now: int) -> ScriptCall[bool]:
+        k = self.keys
+        # An invalid id gets no key of its own; the claim that follows rejects it.
+        key = k.task(task_id) if task_id is not None else k.task_prefix
+        return ScriptCall("promote", [key, k.scheduled, k.pending], [entry, now],
+                          lambda raw: raw == 1)  # fmt: skip
+
+    # -- follow-ups ---------------------------------------------------------------------------
+
+    def release(
+        self, child: str, parent: str, outcome: str, failure_ttl: int, *, into_executing: bool
+    ) -> ScriptCall[Released]:
+        k = self.keys
+        key = k.task(child)
+        target = k.executing if into_executing else k.pending
+        return ScriptCall(
+            "release",
+            [key, target, k.dependents(parent), k.failed, k.dependents(child), k.releasing],
+            [child, parent, outcome, now_iso(), now_ms(), k.results, key, ttl_arg(failure_ttl)],
+            lambda raw: Released(int(raw)),
+        )
+
+    # -- plain reads and writes ---------------------------------------------------------------
+
+    def read_task(self, task_id: str) -> Command[dict[bytes, bytes]]:
+        return Command(("HGETALL", self.keys.task(task_id)), _hash)
+
+    def ownership(self, task_id: str) -> Command[list[bytes | None]]:
+        return Command(("HMGET", self.keys.task(task_id), "state", "worker", "claims"), list)
+
+    def dependents(self, task_id: str) -> Command[list[bytes]]:
+        return Command(("SMEMBERS", self.keys.dependents(task_id)), list)
+
+    def drop_dependent(self, parent: str, raw: bytes) -> Command[Any]:
+        return Command(("SREM", self.keys.dependents(parent), raw), _same)
+
+    def followups_done(self, task_id: str | bytes) -> Command[Any]:
+        return Command(("SREM", self.keys.releasing, task_id), _same)
+
+    def followups_due(self, limit: int) -> Command[list[bytes]]:
+        return Command(("SRANDMEMBER", self.keys.releasing, limit), lambda raw: list(raw or []))
+
+    def cancel_requested(self, task_id: str) -> Command[bool]:
+        return Command(("HEXISTS", self.keys.task(task_id), "cancel-requested"),
+                       bool)  # fmt: skip
+
+    def executing_page(self, start: int, count: int) -> Command[list[bytes]]:
+        return Command(("LRANGE", self.keys.executing, start, start + count - 1), list)
+
+    def worker_alive(self, worker: str) -> Command[bool]:
+        return Command(("EXISTS", self.keys.worker(worker)), bool)
+
+    def due_entries(self, now: int, limit: int) -> Command[list[bytes]]:
+        return Command(("ZRANGEBYSCORE", self.keys.scheduled, "-inf", now, "LIMIT", 0, limit), list)
+
+    def leave(self, worker: str) -> Command[Any]:
+        return Command(("DEL", self.keys.worker(worker)), _same)
+
+    def claim(self) -> Command[bytes | None]:
+        """LMOVE pending -> executing: the oldest entry, now claimed (SPEC.md 5.2)."""
+        k = self.keys
+        return Command(("LMOVE", k.pending, k.executing, "RIGHT", "LEFT"), _same)
+
+    def claim_blocking(self, seconds: float) -> Command[bytes | None]:
+        """BLMOVE: as ``claim``, waiting up to ``seconds`` for an entry."""
+        k = self.keys
+        return Command(("BLMOVE", k.pending, k.executing, "RIGHT", "LEFT", seconds), _same)

@@ -1,0 +1,121 @@
+"""The claim loop: moves entries from pending into executing (SPEC.md 5.2) while slots are free,
+in priority order over the worker's queues, and hands each to the worker.
+
+A slot is a claimed task not yet done: ``concurrency + prefetch`` of them. An idle worker blocks
+in BLMOVE for one entry; a busy one claims every free slot in one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis
+
+from dothis.store.connection import REDIS_OR_REPLY_ERRORS
+from dothis.store.execute import AsyncStore
+from dothis.worker.lane import Lane
+
+log = logging.getLogger("dothis.worker")
+
+MULTI_QUEUE_BLOCK_SECONDS = 0.25
+CLAIM_BATCH = 100
+
+
+class Claimer:
+    def __init__(
+        self,
+        store: AsyncStore,
+        blocking: AsyncStore,
+        lanes: list[Lane],
+        slots: int,
+        block_seconds: float,
+        url: str,
+    ) -> None:
+        self.store = store
+        self.blocking = blocking
+        self.lanes = lanes
+        self.slots = asyncio.Semaphore(slots)
+        self.block_seconds = block_seconds
+        self.url = url
+        self._idle = True  # the last claim found nothing: block for one entry, do not batch
+
+    def release(self) -> None:
+        """A claimed task is done: its slot is free."""
+        self.slots.release()
+
+    async def run(self, stopped: asyncio.Event, hand_over: Callable[[Lane, bytes], None]) -> None:
+        """Claim until ``stopped`` is set; each claimed entry goes to ``hand_over``."""
+        delay, outage = 0.1, None
+        loop = asyncio.get_running_loop()
+        while await self._free_slot(stopped):
+            wanted = 1
+            while not self.slots.locked() and wanted < CLAIM_BATCH:
+                await self.slots.acquire()  # free at once: no wait
+                wanted += 1
+            try:
+                claimed = await self._claim(wanted)
+            except REDIS_OR_REPLY_ERRORS as error:
+                for _ in range(wanted):
+                    self.slots.release()
+                if outage is None:  # one line per outage, not one per retry
+                    outage = loop.time()
+                    self._log_outage(error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if outage is not None:
+                log.warning("claiming again after %.1f s", loop.time() - outage)
+                delay, outage = 0.1, None
+            for _ in range(wanted - len(claimed)):
+                self.slots.release()
+            for lane, entry in claimed:
+                hand_over(lane, entry)
+
+    def _log_outage(self, error: BaseException) -> None:
+        if isinstance(error, redis.ResponseError):
+            log.error("cannot claim: %s (is a key of the queue of the wrong type? SPEC.md 2.1); "
+                      "retrying with backoff", error)  # fmt: skip
+        else:
+            log.warning("lost Redis at %s (%s); reconnecting with backoff", self.url, error)
+
+    async def _claim(self, wanted: int) -> list[tuple[Lane, bytes]]:
+        """Up to ``wanted`` entries, queues in priority order; blocks in BLMOVE on the first
+        queue when all are empty."""
+        claimed: list[tuple[Lane, bytes]] = []
+        single = len(self.lanes) == 1
+        for lane in self.lanes:
+            if (wanted == 1 or self._idle) and single:
+                break  # one queue and one slot, or nothing waited last time: BLMOVE at once
+            moved = await asyncio.gather(
+                *(self.store.run(lane.ops.claim()) for _ in range(wanted - len(claimed)))
+            )
+            claimed += [(lane, entry) for entry in moved if entry is not None]
+            if len(claimed) == wanted:
+                return claimed
+        if claimed:
+            self._idle = False
+            return claimed
+        block = self.block_seconds if single else MULTI_QUEUE_BLOCK_SECONDS
+        first = self.lanes[0]
+        entry = await self.blocking.run(first.ops.claim_blocking(block))
+        # Busy again once BLMOVE returns an entry: the next claim takes a whole batch.
+        self._idle = entry is None
+        return [] if entry is None else [(first, entry)]
+
+    async def _free_slot(self, stopped: asyncio.Event) -> bool:
+        """Wait for a free slot; False once the worker is stopping (even while slots are busy)."""
+        if stopped.is_set():
+            return False
+        acquire = asyncio.ensure_future(self.slots.acquire())
+        stopping = asyncio.ensure_future(stopped.wait())
+        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            return False
+        if stopped.is_set():
+            self.slots.release()
+            return False
+        return True

@@ -1,0 +1,82 @@
+"""Running a try for the worker: where it runs (the event loop, a child process, a thread, or
+inline), its timeout, a cancel that stops it, and the one concurrency limit of the worker.
+
+Every try of every queue the worker serves takes a slot of one semaphore of ``concurrency``
+slots; prefetched tasks wait for a slot, claimed and owned, but never run beyond the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+
+from dothis.engine.checks import Invocation
+from dothis.engine.flow import RunTry
+from dothis.engine.tries import Stopped, TimedOut, TryResult, run_call, run_coroutine
+from dothis.store.ops import Ops
+from dothis.worker.pool import ProcessPool
+
+CancelToken = tuple[Ops, str]
+
+
+class Tries:
+    def __init__(
+        self,
+        concurrency: int,
+        default_timeout: float | None,
+        pool: ProcessPool | None,
+        executor: ThreadPoolExecutor | None,
+    ) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.default_timeout = default_timeout
+        self.pool = pool
+        self.executor = executor
+        self.running = 0
+        # Tries that may be cancelled: (the queue's ops, task id) -> set when cancel is requested.
+        self.cancels: dict[CancelToken, asyncio.Event] = {}
+
+    async def run(self, ops: Ops, request: RunTry) -> TryResult:
+        invocation = request.invocation
+        timeout = invocation.settings.timeout
+        if timeout is None:
+            timeout = self.default_timeout
+        token = (ops, request.claim.task_id)
+        cancel = self.cancels[token] = asyncio.Event()
+        try:
+            async with self.slots:
+                self.running += 1
+                try:
+                    return await self._watched(invocation, timeout, cancel)
+                finally:
+                    self.running -= 1
+        finally:
+            self.cancels.pop(token, None)
+
+    async def _watched(
+        self, invocation: Invocation, timeout: float | None, cancel: asyncio.Event
+    ) -> TryResult:
+        running = asyncio.ensure_future(self._invoke(invocation, timeout))
+        cancelled = asyncio.ensure_future(cancel.wait())
+        await asyncio.wait({running, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        cancelled.cancel()
+        if not running.done():
+            running.cancel()  # a child process is killed; a thread runs on, its result ignored
+            with suppress(asyncio.CancelledError, TimeoutError):
+                await running
+            return Stopped()
+        try:
+            return running.result()
+        except TimeoutError:
+            return TimedOut(timeout)
+
+    async def _invoke(self, invocation: Invocation, timeout: float | None) -> TryResult:
+        function, args = invocation.function, invocation.args
+        if invocation.is_async:
+            return await asyncio.wait_for(run_coroutine(function, args), timeout)
+        if self.pool is not None:
+            return await self.pool.run(invocation.name, args, timeout)
+        if self.executor is None:  # pool "inline": on the event loop, for short functions
+            return run_call(function, args)
+        future = asyncio.get_running_loop().run_in_executor(self.executor, run_call, function, args)
+        return await asyncio.wait_for(future, timeout)

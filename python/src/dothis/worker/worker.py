@@ -1,0 +1,306 @@
+"""The worker: claims tasks and runs each through the engine's flow, keeps its lease, recovers,
+promotes and fires schedules.
+
+One asyncio loop does all Redis work. ``async def`` functions run on it; plain functions run in a
+pool of ``concurrency`` child processes (``pool="process"``, the default: a try can be stopped at
+its timeout), threads (``pool="thread"``) or inline. At most ``concurrency`` tries run at once over
+all the worker's queues, and every claimed task sits in ``<queue>:executing`` with this worker
+recorded as its owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import logging
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from dothis.engine.decide import RetryPolicy
+from dothis.engine.flow import Flow, RunTry, drive_async
+from dothis.engine.lifecycle import Context, process
+from dothis.engine.registry import Registry, default_registry
+from dothis.engine.tries import TryResult
+from dothis.store.connection import REDIS_ERRORS, connect_async, resolve_url
+from dothis.store.execute import AsyncStore
+from dothis.store.ops import Limits, Ops
+from dothis.store.replies import Recovered
+from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Keys, check_name
+from dothis.wire.records import worker_record
+from dothis.worker.background import Background, Concern
+from dothis.worker.cancels import CancelWatcher
+from dothis.worker.claims import Claimer
+from dothis.worker.heartbeat import Heartbeat
+from dothis.worker.lane import Lane
+from dothis.worker.options import WorkerOptions
+from dothis.worker.pool import ProcessPool
+from dothis.worker.promoter import Promoter
+from dothis.worker.reaper import Reaper
+from dothis.worker.redis_check import check_redis
+from dothis.worker.scheduler import Scheduler
+from dothis.worker.tries import Tries
+
+log = logging.getLogger("dothis.worker")
+
+# Fault injection for the crash tests (SPEC.md 9.6): DOTHIS_CRASH_AT=<step> makes the worker
+# SIGKILL itself right after that step of its first task.
+CRASH_STEPS = ("claimed", "started", "ran", "finished")
+
+
+def _stuck_exit() -> None:
+    """A worker that has not left well after its grace period: show where it is, then exit."""
+    log.error("the worker did not stop within its grace period; the stacks of every thread "
+              "follow, then it exits with status 1")  # fmt: skip
+    faulthandler.dump_traceback(all_threads=True)
+    logging.shutdown()
+    os._exit(1)
+
+
+def _crash_step() -> str | None:
+    step = os.environ.get("DOTHIS_CRASH_AT") or None
+    if step is not None and step not in CRASH_STEPS:
+        raise ValueError(f"DOTHIS_CRASH_AT={step!r}: use one of {', '.join(CRASH_STEPS)}")
+    return step
+
+
+class Worker:
+    """Serves one queue, or several in priority order (``queue=["high", "low"]``)."""
+
+    def __init__(
+        self,
+        queue: str | Sequence[str] = DEFAULT_QUEUE,
+        url: str | None = None,
+        *,
+        registry: Registry | None = None,
+        worker_id: str | None = None,
+        options: WorkerOptions | None = None,
+    ) -> None:
+        self.queues = [queue] if isinstance(queue, str) else list(dict.fromkeys(queue))
+        if not self.queues:
+            raise ValueError("a worker serves at least one queue")
+        self.keys = [Keys(name) for name in self.queues]  # checks every name
+        self.url = resolve_url(url)
+        self.registry = registry if registry is not None else default_registry
+        self.id = check_name(worker_id or str(uuid.uuid4()), "worker id", ID_MAX_BYTES)
+        self.options = options or WorkerOptions()
+        self._stopping = threading.Event()
+        self.forced = threading.Event()
+        self._wakeup: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: dict[asyncio.Task[Any], tuple[Lane, bytes]] = {}
+        self._crash_at = _crash_step()
+        self.lanes: list[Lane] = []
+
+    @property
+    def processed(self) -> int:
+        """Tasks whose outcome (or next try) this worker has recorded."""
+        return sum(lane.context.processed for lane in self.lanes)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (or ``stop()``); returns when the worker has left."""
+        asyncio.run(self.serve())
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop claiming; running tasks finish (``force``: they go back to pending now)."""
+        if force:
+            self.forced.set()
+        self._stopping.set()
+        loop, wakeup, stop_event = self._loop, self._wakeup, self._stop_event
+        if loop is None or wakeup is None or stop_event is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(wakeup.set)
+        loop.call_soon_threadsafe(stop_event.set)
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self._stopping.is_set():
+            log.warning("second %s: returning running tasks to pending and exiting", name)
+            self.stop(force=True)
+        else:
+            log.info("%s: finishing %d running task(s), then exiting (again to force)", name,
+                     len(self._running))  # fmt: skip
+            self.stop()
+            watchdog = threading.Timer(self.options.grace_seconds + 10, _stuck_exit)
+            watchdog.daemon = True
+            watchdog.start()
+
+    async def serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        if self._stopping.is_set():
+            self._stop_event.set()
+        options = self.options
+        self.store = AsyncStore(connect_async(self.url))
+        blocking = AsyncStore(connect_async(self.url, blocking_seconds=options.block_seconds))
+        try:
+            await check_redis(self.store.client, self.url)
+            # Children are forked before anything else runs, so they carry no other state.
+            pool = ProcessPool(options.concurrency, self.registry)
+            if options.pool == "process":
+                pool.start()
+            executor = (ThreadPoolExecutor(options.concurrency, thread_name_prefix="dothis")
+                        if options.pool == "thread" else None)  # fmt: skip
+            try:
+                self.tries = Tries(
+                    options.concurrency,
+                    options.timeout,
+                    pool if options.pool == "process" else None,
+                    executor,
+                )
+                with self._signals():
+                    await self._serve(blocking)
+            finally:
+                await pool.close()
+                if executor is not None:
+                    executor.shutdown(wait=not self.forced.is_set(), cancel_futures=True)
+        finally:
+            await self.store.client.aclose()
+            await blocking.client.aclose()
+
+    def _signals(self) -> _Signals:
+        return _Signals(self)
+
+    def _lanes(self) -> list[Lane]:
+        options = self.options
+        limits = Limits(options.max_value_bytes, options.max_fields)
+        policy = RetryPolicy(options.retry_base_ms, options.retry_max_ms)
+        lanes = []
+        for keys in self.keys:
+            ops = Ops(keys)
+            lanes.append(Lane(keys, ops, Context(
+                ops=ops, worker_id=self.id, registry=self.registry, limits=limits, policy=policy,
+                result_ttl=options.result_ttl, failure_ttl=options.failure_ttl,
+                stopping=self.forced.is_set)))  # fmt: skip
+        return lanes
+
+    async def _serve(self, blocking: AsyncStore) -> None:
+        options = self.options
+        self.lanes = self._lanes()
+        fields = worker_record(self.id, self.queues, self.registry.names(), options.concurrency)
+        heartbeat = Heartbeat(self.store, self.lanes, self.id, fields, options.lease_ms,
+                              options.heartbeat_ms)  # fmt: skip
+        await heartbeat.register()
+        log.info("worker %s serving %s on %s (%s pool, concurrency %d) with %d function(s): %s",
+                 self.id, ", ".join(self.queues), self.url, options.pool, options.concurrency,
+                 len(self.registry), ", ".join(self.registry.names()))  # fmt: skip
+        concerns: list[Concern] = [
+            heartbeat,
+            Reaper(self.store, self.lanes, self._drive, self.id, options.lease_ms,
+                   options.reap_ms, options.max_claims),
+            Promoter(self.store, self.lanes, options.schedule_ms),
+            CancelWatcher(self.store, self.tries, options.cancel_check_ms),
+        ]  # fmt: skip
+        if self.registry.schedules:
+            concerns.append(Scheduler(self.store, self.lanes, self.registry.schedules))
+        background = Background(concerns)
+        background.start()
+        self.claimer = Claimer(self.store, blocking, self.lanes,
+                               options.concurrency + options.prefetch, options.block_seconds,
+                               self.url)  # fmt: skip
+        try:
+            assert self._stop_event is not None
+            await self.claimer.run(self._stop_event, self._hand_over)
+            await self._drain()
+        finally:
+            await background.stop()
+            await self._give_back()
+            await heartbeat.leave()
+            log.info("worker %s stopped after %d task(s)", self.id, self.processed)
+
+    # -- one task -----------------------------------------------------------------------------
+
+    def _hand_over(self, lane: Lane, entry: bytes) -> None:
+        job = asyncio.create_task(self._drive(process(entry, lane.context), lane))
+        self._running[job] = (lane, entry)
+        job.add_done_callback(self._done)
+
+    async def _drive(self, flow: Flow[Any], lane: Lane | None = None) -> Any:
+        run_try = partial(self._run_try, lane.ops if lane is not None else None)
+        return await drive_async(flow, self.store, run_try, self._crash_point)
+
+    async def _run_try(self, ops: Ops | None, request: RunTry) -> TryResult:
+        assert ops is not None, "a flow without a lane asked for a try"
+        return await self.tries.run(ops, request)
+
+    def _done(self, job: asyncio.Task[Any]) -> None:
+        self._running.pop(job, None)
+        self.claimer.release()
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if not job.cancelled() and job.exception() is not None:
+            log.error("task handling failed", exc_info=job.exception())
+
+    def _crash_point(self, step: str) -> None:
+        if self._crash_at == step:
+            log.warning("DOTHIS_CRASH_AT=%s: killing this worker now", step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Let running tasks finish, for at most ``grace_seconds``; then they go back to pending."""
+        assert self._loop is not None and self._wakeup is not None
+        deadline = self._loop.time() + self.options.grace_seconds
+        while self._running and not self.forced.is_set():
+            self._wakeup.clear()
+            left = deadline - self._loop.time()
+            if left <= 0:
+                log.warning("grace period of %.0f s is over: returning %d running task(s) to "
+                            "pending", self.options.grace_seconds, len(self._running))  # fmt: skip
+                self.forced.set()
+                break
+            waker = asyncio.create_task(self._wakeup.wait())
+            await asyncio.wait([*self._running, waker], timeout=left,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            waker.cancel()
+
+    async def _give_back(self) -> None:
+        """Forced: every running task goes back to pending now (recover.lua as its own owner,
+        not counted as a loss)."""
+        if not self._running:
+            return
+        for lane in self.lanes:  # no lease any more: a give-back is not raced by our heartbeat
+            await self.store.run(lane.ops.leave(self.id))
+        for job, (lane, entry) in list(self._running.items()):
+            job.cancel()
+            task_id, _ = lane.keys.parse_entry(entry)
+            if task_id is None:
+                continue
+            try:
+                done = await self.store.run(
+                    lane.ops.recover(entry, task_id, self.id, 0, lane.context.failure_ttl)
+                )
+            except REDIS_ERRORS:
+                continue
+            if done is Recovered.REQUEUED:
+                log.info("task %s went back to %s", task_id, lane.keys.pending)
+
+
+class _Signals:
+    """SIGINT and SIGTERM stop the worker while it serves (when it runs on the main thread)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.installed = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> None:
+        if self.installed:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.worker._on_signal, signum)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
