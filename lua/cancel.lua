@@ -27,7 +27,7 @@
 --   LREM KEYS[2] 0 ARGV[1]; LREM KEYS[2] 0 ARGV[5]; ZREM KEYS[3] ARGV[1];
 --   then the ending (lib/ending.lua): HSET KEYS[1] state finished result cancelled
 --   error-code cancelled error-reason ... error-exception '' finished-created ARGV[2];
---   HDEL KEYS[1] waiting-for; ZADD KEYS[4] ARGV[3] ARGV[1]; EXISTS KEYS[5];
+--   HDEL KEYS[1] waiting-for lease-expires; ZADD KEYS[4] ARGV[3] ARGV[1]; EXISTS KEYS[5];
 --   HEXISTS KEYS[1] on-failure; [SADD KEYS[6] ARGV[1]]; HGET KEYS[1] failure-ttl;
 --   EXPIRE KEYS[1] <seconds> or PERSIST KEYS[1]; PUBLISH ARGV[4] ARGV[5]
 -- >>> lib/ending.lua (generated: edit lua/lib/ending.lua, then run scripts/build-lua.py)
@@ -36,7 +36,7 @@
 -- finish.lua, cancel.lua, release.lua and recover.lua, which stay complete scripts.
 --
 -- end_task(e) ends the task hash e.task (id e.id) and returns true when its follow-ups are due:
---   HSET e.task <e.fields>; HDEL e.task waiting-for
+--   HSET e.task <e.fields>; HDEL e.task waiting-for lease-expires
 --   ZADD e.registry e.score e.id          <queue>:succeeded on success, else <queue>:failed
 --   ZREMRANGEBYSCORE e.registry -inf (e.horizon      only when e.horizon is given and not '0'
 --   EXISTS e.dependents; HEXISTS e.task on-success (success) or on-failure (any other outcome)
@@ -63,7 +63,7 @@ local function end_task(e)
     ttl_field, callback, default_ttl = 'result-ttl', 'on-success', 86400
   end
   redis.call('HSET', e.task, unpack(e.fields))
-  redis.call('HDEL', e.task, 'waiting-for')
+  redis.call('HDEL', e.task, 'waiting-for', 'lease-expires')
   redis.call('ZADD', e.registry, e.score, e.id)
   if e.horizon and e.horizon ~= '0' then
     redis.call('ZREMRANGEBYSCORE', e.registry, '-inf', '(' .. e.horizon)

@@ -29,7 +29,8 @@
 --         -1  the hash is gone or is not a hash: the entry is removed from executing, nothing else.
 -- Events:  PUBLISH ARGV[4] ARGV[5] when it returns 1 or 2.
 -- Plain commands: TYPE KEYS[1]; HMGET KEYS[1] state worker claims; LREM KEYS[2] 1 ARGV[1];
---   then the ending (lib/ending.lua): HSET KEYS[1] ARGV[11..]; HDEL KEYS[1] waiting-for;
+--   then the ending (lib/ending.lua): HSET KEYS[1] ARGV[11..];
+--   HDEL KEYS[1] waiting-for lease-expires;
 --   ZADD <registry> ARGV[7] ARGV[6]; [ZREMRANGEBYSCORE <registry> -inf (ARGV[10]];
 --   EXISTS KEYS[5]; HEXISTS KEYS[1] on-success or on-failure; [SADD KEYS[6] ARGV[6]];
 --   HGET KEYS[1] result-ttl or failure-ttl; EXPIRE KEYS[1] <seconds> or PERSIST KEYS[1];
@@ -40,7 +41,7 @@
 -- finish.lua, cancel.lua, release.lua and recover.lua, which stay complete scripts.
 --
 -- end_task(e) ends the task hash e.task (id e.id) and returns true when its follow-ups are due:
---   HSET e.task <e.fields>; HDEL e.task waiting-for
+--   HSET e.task <e.fields>; HDEL e.task waiting-for lease-expires
 --   ZADD e.registry e.score e.id          <queue>:succeeded on success, else <queue>:failed
 --   ZREMRANGEBYSCORE e.registry -inf (e.horizon      only when e.horizon is given and not '0'
 --   EXISTS e.dependents; HEXISTS e.task on-success (success) or on-failure (any other outcome)
@@ -67,7 +68,7 @@ local function end_task(e)
     ttl_field, callback, default_ttl = 'result-ttl', 'on-success', 86400
   end
   redis.call('HSET', e.task, unpack(e.fields))
-  redis.call('HDEL', e.task, 'waiting-for')
+  redis.call('HDEL', e.task, 'waiting-for', 'lease-expires')
   redis.call('ZADD', e.registry, e.score, e.id)
   if e.horizon and e.horizon ~= '0' then
     redis.call('ZREMRANGEBYSCORE', e.registry, '-inf', '(' .. e.horizon)

@@ -22,6 +22,10 @@
 -- ARGV[9]  optional: the caller's default failure-ttl for a task failed as worker-lost: seconds,
 --          or '-1' (kept); absent, '0' or '' means the protocol default. The hash's own
 --          failure-ttl wins when it is valid (SPEC.md 3.1).
+-- ARGV[10] optional: 'lease' when the owner's worker key says it keeps task leases (its leases
+--          field is 'task', SPEC.md 9.1): then a live owner does not protect a task whose
+--          lease-expires field is an integer below ARGV[8] (the owner stopped renewing it: it gave
+--          it up, lost its start reply, or stalled); absent or '': the worker key alone decides.
 --
 -- Returns: 'requeued'  the entry left executing and was pushed on the consuming end of pending;
 --                      an owned hash is set back to state=pending, its losses field incremented
@@ -31,16 +35,19 @@
 --                      when it has dependents or an on-failure callback), TTL applied, message
 --                      published
 --          'gone'      the entry is no longer in executing; nothing done
---          'alive'     the owner's worker key still exists; nothing done
+--          'alive'     the owner's worker key still exists (and, with ARGV[10] = 'lease', the
+--                      task's lease has not expired); nothing done
 --          'changed'   the hash no longer shows ARGV[2] as its executing owner; nothing done
 --          'owned'     (ARGV[2] = '') the hash is executing under some owner now; nothing done
 -- Events:  PUBLISH ARGV[5] ARGV[6] when it returns 'failed'.
 -- Plain commands: LPOS KEYS[2] ARGV[1]; TYPE KEYS[1]; HSTRLEN/HGET KEYS[1] state, worker;
---   EXISTS KEYS[7]; LREM KEYS[2] 1 ARGV[1]; HGET KEYS[1] losses;
---   HSET KEYS[1] state pending losses <n>; HDEL KEYS[1] worker; RPUSH KEYS[3] ARGV[1];
---   or, for worker-lost, the ending (lib/ending.lua): HSET KEYS[1] state finished result failed
+--   EXISTS KEYS[7]; [HGET KEYS[1] lease-expires]; HGET KEYS[1] losses;
+--   HSET KEYS[1] state pending losses <n>; HDEL KEYS[1] worker lease-expires; RPUSH KEYS[3]
+--   ARGV[1]; LREM KEYS[2] 1 ARGV[1];
+--   or, for worker-lost, LREM KEYS[2] 1 ARGV[1] and the ending (lib/ending.lua): HSET KEYS[1] state finished result failed
 --   error-code worker-lost error-reason ... error-exception '' finished-created ARGV[4]
---   losses <n>; HDEL KEYS[1] waiting-for; ZADD KEYS[4] ARGV[8] ARGV[7]; EXISTS KEYS[5];
+--   losses <n>; HDEL KEYS[1] waiting-for lease-expires; ZADD KEYS[4] ARGV[8] ARGV[7];
+--   EXISTS KEYS[5];
 --   HEXISTS KEYS[1] on-failure; [SADD KEYS[6] ARGV[7]]; HGET KEYS[1] failure-ttl;
 --   EXPIRE KEYS[1] <seconds> or PERSIST KEYS[1]; PUBLISH ARGV[5] ARGV[6]
 -- >>> lib/ending.lua (generated: edit lua/lib/ending.lua, then run scripts/build-lua.py)
@@ -49,7 +56,7 @@
 -- finish.lua, cancel.lua, release.lua and recover.lua, which stay complete scripts.
 --
 -- end_task(e) ends the task hash e.task (id e.id) and returns true when its follow-ups are due:
---   HSET e.task <e.fields>; HDEL e.task waiting-for
+--   HSET e.task <e.fields>; HDEL e.task waiting-for lease-expires
 --   ZADD e.registry e.score e.id          <queue>:succeeded on success, else <queue>:failed
 --   ZREMRANGEBYSCORE e.registry -inf (e.horizon      only when e.horizon is given and not '0'
 --   EXISTS e.dependents; HEXISTS e.task on-success (success) or on-failure (any other outcome)
@@ -76,7 +83,7 @@ local function end_task(e)
     ttl_field, callback, default_ttl = 'result-ttl', 'on-success', 86400
   end
   redis.call('HSET', e.task, unpack(e.fields))
-  redis.call('HDEL', e.task, 'waiting-for')
+  redis.call('HDEL', e.task, 'waiting-for', 'lease-expires')
   redis.call('ZADD', e.registry, e.score, e.id)
   if e.horizon and e.horizon ~= '0' then
     redis.call('ZREMRANGEBYSCORE', e.registry, '-inf', '(' .. e.horizon)
@@ -110,8 +117,8 @@ if redis.call('TYPE', task)['ok'] ~= 'hash' then
   if owner ~= '' then
     return 'changed'
   end
-  redis.call('LREM', executing, 1, entry)
   redis.call('RPUSH', pending, entry)
+  redis.call('LREM', executing, 1, entry)
   return 'requeued'
 end
 
@@ -128,17 +135,23 @@ else
     return 'changed'
   end
   if redis.call('EXISTS', KEYS[7]) == 1 then
-    return 'alive'
+    local expires = false
+    if ARGV[10] == 'lease' and redis.call('HSTRLEN', task, 'lease-expires') <= 16 then
+      expires = tonumber(redis.call('HGET', task, 'lease-expires') or '')
+    end
+    if not expires or expires ~= expires or expires >= tonumber(ARGV[8]) then
+      return 'alive'
+    end
   end
 end
 
-redis.call('LREM', executing, 1, entry)
 if owner ~= '' then
   local losses = tonumber(redis.call('HGET', task, 'losses') or '0')
   if not losses or losses ~= losses or losses < 0 or losses > 1e9 then losses = 0 end
   losses = math.floor(losses)
   if ARGV[3] ~= '0' then losses = losses + 1 end
   if ARGV[3] ~= '0' and losses >= tonumber(ARGV[3]) then
+    redis.call('LREM', executing, 1, entry)
     end_task({
       task = task, id = ARGV[7], succeeded = false,
       fields = {'state', 'finished', 'result', 'failed', 'error-code', 'worker-lost',
@@ -151,7 +164,8 @@ if owner ~= '' then
     return 'failed'
   end
   redis.call('HSET', task, 'state', 'pending', 'losses', string.format('%d', losses))
-  redis.call('HDEL', task, 'worker')
+  redis.call('HDEL', task, 'worker', 'lease-expires')
 end
 redis.call('RPUSH', pending, entry)
+redis.call('LREM', executing, 1, entry)
 return 'requeued'

@@ -7,6 +7,9 @@
 -- ARGV[3]  now, ISO-8601 UTC with microseconds and Z (becomes executing-created)
 -- ARGV[4]  max bytes of any field name or value
 -- ARGV[5]  max number of fields
+-- ARGV[6]  optional: the task lease's expiry, ms since the epoch (SPEC.md 9.2): written as the
+--          hash's lease-expires field; absent or '': the field is removed (the worker key alone
+--          is the lease, as for a worker that does not keep task leases)
 --
 -- Returns one of:
 --   {'ok', claims, {field, value, ...}}  the worker owns the task; run it
@@ -19,12 +22,14 @@
 --   {'lost'}                             the entry is no longer in executing (it was recovered):
 --                                        the worker does nothing
 -- Owning means: pending-created=ARGV[3] if the hash had none (a task typed by hand),
---   state=executing, executing-created=ARGV[3], worker=ARGV[2], claims incremented.
+--   state=executing, executing-created=ARGV[3], worker=ARGV[2], claims incremented, and
+--   lease-expires=ARGV[6] (or no lease-expires field).
 -- claims is the fencing token the worker passes back to finish.lua.
 -- Plain commands: LPOS KEYS[2] ARGV[1]; TYPE KEYS[1]; HSTRLEN KEYS[1] state; HGET KEYS[1] state;
 --   HLEN KEYS[1]; HKEYS KEYS[1] + HSTRLEN per field; HGET KEYS[1] claims;
 --   HSETNX KEYS[1] pending-created ARGV[3];
---   HSET KEYS[1] state executing executing-created ARGV[3] worker ARGV[2] claims <n>; HGETALL KEYS[1]
+--   HSET KEYS[1] state executing executing-created ARGV[3] worker ARGV[2] claims <n>;
+--   HSET KEYS[1] lease-expires ARGV[6] or HDEL KEYS[1] lease-expires; HGETALL KEYS[1]
 local task, executing = KEYS[1], KEYS[2]
 local entry, worker, now = ARGV[1], ARGV[2], ARGV[3]
 local max_bytes, max_fields = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -76,6 +81,11 @@ claims = math.floor(claims) + 1
 redis.call('HSETNX', task, 'pending-created', now)
 redis.call('HSET', task, 'state', 'executing', 'executing-created', now,
   'worker', worker, 'claims', string.format('%d', claims))
+if ARGV[6] and ARGV[6] ~= '' then
+  redis.call('HSET', task, 'lease-expires', ARGV[6])
+else
+  redis.call('HDEL', task, 'lease-expires')
+end
 if status ~= 'ok' then
   return {status, claims, detail}
 end

@@ -3,7 +3,7 @@
 -- finish.lua, cancel.lua, release.lua and recover.lua, which stay complete scripts.
 --
 -- end_task(e) ends the task hash e.task (id e.id) and returns true when its follow-ups are due:
---   HSET e.task <e.fields>; HDEL e.task waiting-for
+--   HSET e.task <e.fields>; HDEL e.task waiting-for lease-expires
 --   ZADD e.registry e.score e.id          <queue>:succeeded on success, else <queue>:failed
 --   ZREMRANGEBYSCORE e.registry -inf (e.horizon      only when e.horizon is given and not '0'
 --   EXISTS e.dependents; HEXISTS e.task on-success (success) or on-failure (any other outcome)
@@ -30,7 +30,7 @@ local function end_task(e)
     ttl_field, callback, default_ttl = 'result-ttl', 'on-success', 86400
   end
   redis.call('HSET', e.task, unpack(e.fields))
-  redis.call('HDEL', e.task, 'waiting-for')
+  redis.call('HDEL', e.task, 'waiting-for', 'lease-expires')
   redis.call('ZADD', e.registry, e.score, e.id)
   if e.horizon and e.horizon ~= '0' then
     redis.call('ZREMRANGEBYSCORE', e.registry, '-inf', '(' .. e.horizon)

@@ -257,7 +257,10 @@ export class Queue {
     this.closed = true;
     const waits = this.waits;
     waits?.results.rejectAll(new QueueClosedError(this.name));
-    await Promise.all([this.link.close(), waits?.link.close()]);
+    // The subscriber has no reply worth waiting for, and a QUIT on a connection that died silently
+    // would never be answered: it is dropped at once.
+    waits?.link.redis.disconnect();
+    await this.link.close();
   }
 
   private assertOpen(): void {

@@ -3,6 +3,13 @@
  * dispatched by the message (the task key). A wait subscribes first, then reads the hash, so a
  * result posted between the two cannot be missed. After the subscriber reconnects, every hash
  * being waited on is read again (messages published while disconnected are lost).
+ *
+ * A connection can also die silently (a NAT or firewall forgets it: no error, no message, ever).
+ * So, while anyone waits, the subscriber is PINGed every healthIntervalMs; a PING without a reply
+ * within healthTimeoutMs drops the connection, ioredis reconnects and resubscribes, and every
+ * waited hash is read again. And each wait also re-reads its hash on a timer of its own (after
+ * recheckFirstMs, doubling up to recheckMaxMs), so it ends within that much of the task's end even
+ * if every message is lost (SPEC.md 5.9: a client MAY poll).
  */
 import type { Link } from './connection.js';
 import { InvalidArgumentsError, QueueClosedError, WaitTimeoutError } from './errors.js';
@@ -13,7 +20,25 @@ interface Waiter {
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
   cleanup: () => void;
+  /** The timer of the next re-read of the hash. */
+  recheck?: ReturnType<typeof setTimeout>;
 }
+
+/** The timings of waits, in ms. */
+export interface WaitTimings {
+  /** The first re-read of a waited hash comes this long after the first read... */
+  recheckFirstMs: number;
+  /** ...and the delay doubles up to this: a wait ends within this of the task's end. */
+  recheckMaxMs: number;
+  /** While anyone waits, the subscriber is PINGed this often... */
+  healthIntervalMs: number;
+  /** ...and dropped (then made again) when a PING has no reply within this. */
+  healthTimeoutMs: number;
+}
+
+export const WAIT_TIMINGS: Readonly<WaitTimings> = Object.freeze({
+  recheckFirstMs: 100, recheckMaxMs: 5000, healthIntervalMs: 5000, healthTimeoutMs: 5000,
+});
 
 const RECHECK_CAP_MS = 1000;
 
@@ -31,12 +56,19 @@ export class ResultWaits {
   private readonly waiters = new Map<string, Set<Waiter>>();
   private subscription: Promise<void> | undefined;
   private subscribed = false;
+  private readonly timings: WaitTimings;
+  private health: ReturnType<typeof setInterval> | undefined;
+  private probing = false;
+  /** How many times the subscriber was found dead and dropped. */
+  deadConnections = 0;
 
   constructor(
     private readonly subscriber: Link,
     private readonly channel: string,
     private readonly readFields: ReadFields,
+    timings: Partial<WaitTimings> = {},
   ) {
+    this.timings = { ...WAIT_TIMINGS, ...timings };
     subscriber.redis.on('message', (channel: string, message: string) => {
       if (channel === this.channel && this.waiters.has(message)) {
         void this.checkUntilRead(message);
@@ -69,6 +101,7 @@ export class ResultWaits {
       signal?.addEventListener('abort', onAbort, { once: true });
       waiter.cleanup = () => {
         clearTimeout(timer);
+        clearTimeout(waiter.recheck);
         signal?.removeEventListener('abort', onAbort);
       };
       let set = this.waiters.get(key);
@@ -77,8 +110,10 @@ export class ResultWaits {
         this.waiters.set(key, set);
       }
       set.add(waiter);
+      this.watchHealth();
       this.subscribe()
         .then(() => this.check(key))
+        .then(() => { this.recheckLater(key, waiter, this.timings.recheckFirstMs); })
         .catch((error: unknown) => { this.settle(key, waiter, { error }); });
     });
   }
@@ -87,6 +122,56 @@ export class ResultWaits {
   rejectAll(error: Error): void {
     for (const [key, set] of this.waiters) {
       for (const waiter of set) this.settle(key, waiter, { error });
+    }
+    this.stopHealth();
+  }
+
+  /** Reads the hash of `key` again after `delay` ms, then again after twice that (capped), while `waiter` waits. */
+  private recheckLater(key: string, waiter: Waiter, delay: number): void {
+    if (!this.waiters.get(key)?.has(waiter)) return;
+    waiter.recheck = setTimeout(() => {
+      this.check(key)
+        .catch(() => undefined) // Redis away: the next re-read, the timeout or close() ends the wait
+        .finally(() => { this.recheckLater(key, waiter, Math.min(delay * 2, this.timings.recheckMaxMs)); });
+    }, delay);
+  }
+
+  /** PINGs the subscriber every healthIntervalMs while anyone waits (the timer does not keep the process alive). */
+  private watchHealth(): void {
+    if (this.health) return;
+    this.health = setInterval(() => { void this.probe(); }, this.timings.healthIntervalMs);
+    this.health.unref();
+  }
+
+  private stopHealth(): void {
+    clearInterval(this.health);
+    this.health = undefined;
+  }
+
+  /**
+   * One PING on the subscriber. Without a reply within healthTimeoutMs the connection is dead
+   * (nothing else would tell: a silently dropped connection raises no error): it is dropped, and
+   * ioredis reconnects and resubscribes; the 'ready' handler then reads every waited hash again.
+   */
+  private async probe(): Promise<void> {
+    const redis = this.subscriber.redis;
+    const ready = (): boolean => redis.status === 'ready'; // read afresh after the await
+    if (this.probing || !ready()) return;
+    this.probing = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const answered = await Promise.race([
+        // An error means the connection is already known to be broken: ioredis reconnects by itself.
+        redis.ping().then(() => true, () => true),
+        new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false); }, this.timings.healthTimeoutMs); }),
+      ]);
+      if (!answered && ready()) {
+        this.deadConnections += 1;
+        redis.disconnect(true);
+      }
+    } finally {
+      clearTimeout(timer);
+      this.probing = false;
     }
   }
 
@@ -143,6 +228,7 @@ export class ResultWaits {
     const set = this.waiters.get(key);
     if (!set?.delete(waiter)) return; // already settled
     if (set.size === 0) this.waiters.delete(key);
+    if (this.waiters.size === 0) this.stopHealth();
     waiter.cleanup();
     if ('error' in outcome) waiter.reject(outcome.error);
     else waiter.resolve(outcome.value);

@@ -303,6 +303,15 @@ def info(url: str | None, queue: str) -> None:
         )
 
 
+REQUEUE_OUTCOMES = {
+    "requeued": "requeued",
+    "not-failed": "not in the failed set",
+    "gone": "its hash is gone (expired): removed from the failed set",
+    "not-finished": "not requeued: it is not a failed task now (its id runs or waits again, or "
+    "succeeded): removed from the failed set",
+}
+
+
 @main.command()
 @url_option
 @queue_option
@@ -319,8 +328,8 @@ def failed(
                 requeue_ids = tuple(task.id for task in target.failed(0, 1_000_000))
             if requeue_ids:
                 for task_id in requeue_ids:
-                    done = target.requeue(task_id)
-                    click.echo(f"{task_id}  {'requeued' if done else 'not in the failed set'}")
+                    outcome = target.requeue_outcome(task_id)
+                    click.echo(f"{task_id}  {REQUEUE_OUTCOMES.get(outcome, outcome)}")
                 return
             for task in target.failed(0, count):
                 info = task.refresh()

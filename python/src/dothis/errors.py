@@ -25,6 +25,12 @@ class AuthenticationFailed(ConnectionFailed):
     code = "authentication-failed"
 
 
+class ReadOnlyRedis(DothisError):
+    """The Redis server is a read-only replica; a worker needs the primary."""
+
+    code = "read-only-redis"
+
+
 class InvalidUrl(DothisError, ValueError):
     """The Redis URL cannot be parsed, or names a database the server does not have."""
 

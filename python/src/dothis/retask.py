@@ -147,7 +147,7 @@ class Queue:
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=5)
-        self._queue.store.run(self._queue.ops.leave(self.consumer))
+        leases.leave(self._queue.redis, self.keys.worker(self.consumer), self._listing())
         if self._blocking is not None:
             self._blocking.client.close()
         self._queue.close()
@@ -164,16 +164,21 @@ class Queue:
             return
         client: SyncClient = self._queue.redis
         fields = worker_record(self.consumer, [self.name], [], 1, language="python-retask")
-        leases.register(client, self.keys.worker(self.consumer), fields, DEFAULT_LEASE_MS)
+        leases.register(client, self.keys.worker(self.consumer), fields, DEFAULT_LEASE_MS,
+                        self._listing())  # fmt: skip
         self._heartbeat = threading.Thread(target=self._beat, args=(client, fields), daemon=True)
         self._heartbeat.start()
+
+    def _listing(self) -> leases.Listing:
+        """This consumer's entry in the queue's registry of workers (SPEC.md 9.1)."""
+        return leases.Listing(self.keys.workers, self.consumer)
 
     def _beat(self, client: SyncClient, fields: dict[str, str]) -> None:
         key = self.keys.worker(self.consumer)
         while not self._stop.wait(DEFAULT_HEARTBEAT_MS / 1000):
             try:
-                if not leases.heartbeat(client, key, DEFAULT_LEASE_MS):
-                    leases.register(client, key, fields, DEFAULT_LEASE_MS)
+                if not leases.heartbeat(client, key, DEFAULT_LEASE_MS, self._listing()):
+                    leases.register(client, key, fields, DEFAULT_LEASE_MS, self._listing())
             except Exception:  # Redis away: the next beat tries again
                 continue
 

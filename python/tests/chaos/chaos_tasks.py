@@ -99,3 +99,69 @@ def sink(token: str, **rest: object) -> str:
 def not_a_number() -> float:
     """Return NaN, which has no strict JSON form (unserializable-result)."""
     return float("nan")
+
+
+@task
+def fails(token: str) -> None:
+    """Record the execution, then raise: the task ends failed with ``exception``."""
+    _log(token)
+    raise RuntimeError(f"{token} fails on purpose")
+
+
+@task
+def big(token: str, size: int) -> str:
+    """Record the execution and return a string of ``size`` bytes (its JSON is 2 bytes more)."""
+    _log(token)
+    return "x" * size
+
+
+@task
+async def big_async(token: str, size: int) -> str:
+    """``big`` as an ``async def``: it runs on the worker's event loop, not in the pool."""
+    _log(token)
+    return "x" * size
+
+
+@task
+async def block_loop(token: str, seconds: float) -> str:
+    """An ``async def`` that blocks the worker's event loop for ``seconds`` (time.sleep, not
+    asyncio.sleep): no other coroutine of the worker runs meanwhile."""
+    time.sleep(seconds)
+    _log(token)
+    return token
+
+
+FORKS_ENV = "DOTHIS_CHAOS_FORKS"
+
+
+def _fork_and_return_both(token: str, child_first: bool) -> str:
+    """os.fork(), and both processes return from the task; the child returns another value.
+
+    ``child_first``: the child returns at once and the parent 0.3 s later; otherwise the parent
+    returns at once and the child 0.5 s later, while its worker runs the next try. The parent
+    appends the child's pid to ``$DOTHIS_CHAOS_FORKS`` so that the test can stop it by pid.
+    """
+    pid = os.fork()
+    if pid == 0:  # the child: carelessly, it returns too
+        if not child_first:
+            time.sleep(0.5)
+        return f"forked-child-of-{token}"
+    forks = os.environ.get(FORKS_ENV)
+    if forks:
+        append_line(forks, str(pid))
+    if child_first:
+        time.sleep(0.3)
+    _log(token)
+    return token
+
+
+@task
+def careless_fork(token: str, child_first: bool = False) -> str:
+    """A plain function that forks and lets the child return as well."""
+    return _fork_and_return_both(token, child_first)
+
+
+@task
+async def careless_fork_async(token: str, child_first: bool = False) -> str:
+    """``careless_fork`` on the worker's event loop: the child is a copy of the whole worker."""
+    return _fork_and_return_both(token, child_first)

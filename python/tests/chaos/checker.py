@@ -15,13 +15,19 @@ From it the checker computes
 - **unexpected**: executed, but never even attempted;
 - **duplicated**: executed more than once (``extra`` counts the executions beyond the first);
 - **recovered**: attempted without an acknowledgement (the enqueue call failed) and executed
-  anyway; allowed, since such an enqueue may have been applied before the reply was lost.
+  anyway; allowed, since such an enqueue may have been applied before the reply was lost;
+- **stuck**: acknowledged, and seen in ``<queue>:executing`` (or with a hash that says
+  ``executing``) for longer than the scenario's bound while a worker process served the queue
+  (``harness.Watch`` samples it; SPEC.md 9.3 gives the bound: a task a live worker no longer
+  renews is back in pending within ``lease-ms + 1.2 x reap-ms`` of its last renewal);
+- **wrong**: a task expected to fail with a given error code (``expect``) that ended otherwise.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,16 @@ from typing import Any
 import redis
 
 from dothis import ConnectionFailed, Queue, TaskExists
+
+# Replies of a Redis in trouble, not of a bad request: enqueue.lua wrote nothing, try again.
+# redis-py turns some into classes of their own and strips the code from the message.
+REFUSALS = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "UNBLOCKED")
+REFUSAL_TYPES = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+                 redis.exceptions.BusyLoadingError, redis.exceptions.MasterDownError)  # fmt: skip
+
+
+def refusal(error: BaseException) -> bool:
+    return isinstance(error, REFUSAL_TYPES) or str(error).startswith(REFUSALS)
 
 
 @dataclass
@@ -44,6 +60,10 @@ class Verdict:
     duplicated: dict[str, int]  # token -> executions
     recovered: list[str]
     failed: dict[str, str]  # acknowledged token -> error-code of its failed hash
+    stuck: list[str] = field(default_factory=list)
+    longest: dict[str, float] = field(default_factory=dict)  # token -> longest executing span
+    bound: float | None = None  # seconds; None: executing spans were not watched
+    wrong: dict[str, str] = field(default_factory=dict)  # expected failure -> what it got
 
     @property
     def extra(self) -> int:
@@ -55,12 +75,24 @@ class Verdict:
             listed = sorted(items)[:5]
             return f"{len(items)} {listed}" if items else "0"
 
-        return (
+        text = (
             f"attempted={self.attempted} acknowledged={self.acknowledged} "
             f"executed={self.executed} executions={self.executions} lost={sample(self.lost)} "
             f"unexpected={sample(self.unexpected)} duplicated={sample(self.duplicated)} "
             f"extra={self.extra} recovered={len(self.recovered)} failed={sample(self.failed)}"
         )
+        if self.bound is not None:
+            slowest = max(self.longest.items(), key=lambda item: item[1], default=("-", 0.0))
+            text += (f" stuck={sample(self.stuck)} (bound {self.bound:.1f} s; longest executing "
+                     f"{slowest[1]:.1f} s: {slowest[0]})")  # fmt: skip
+        if self.wrong:
+            text += f" wrong outcome={dict(sorted(self.wrong.items())[:5])}"
+        return text
+
+    @property
+    def ok(self) -> bool:
+        """No task lost, unexpected, stuck, or with an outcome other than the expected one."""
+        return not (self.lost or self.unexpected or self.stuck or self.wrong)
 
 
 class History:
@@ -89,12 +121,13 @@ class History:
         function: str = "record",
         args: dict[str, Any] | None = None,
         retry_for: float = 0.0,
+        **options: Any,
     ) -> bool:
         """Enqueue ``function`` with the token as its id (and argument); True if acknowledged.
 
-        On ConnectionFailed the same id is tried again for up to ``retry_for`` seconds: a
-        "task exists" answer then means an earlier attempt was applied, which counts as the
-        acknowledgement.
+        On ConnectionFailed, or a refusal by a Redis in trouble (``OOM``, ``READONLY``, ...),
+        the same id is tried again for up to ``retry_for`` seconds: a "task exists" answer then
+        means an earlier attempt was applied, which counts as the acknowledgement.
         """
         import time
 
@@ -103,11 +136,15 @@ class History:
         delay = 0.05
         while True:
             try:
-                queue.enqueue_call(function, {"token": token, **(args or {})}, task_id=token)
+                queue.enqueue_call(
+                    function, {"token": token, **(args or {})}, task_id=token, **options
+                )
             except TaskExists:
                 self.acknowledge(token)
                 return True
-            except ConnectionFailed:
+            except (ConnectionFailed, redis.ResponseError) as error:
+                if isinstance(error, redis.ResponseError) and not refusal(error):
+                    raise
                 with self._lock:
                     self.enqueue_errors += 1
                 if time.monotonic() + delay > deadline:
@@ -141,9 +178,20 @@ class History:
         """Acknowledged tokens whose hash has no outcome yet."""
         return [token for token, (result, _) in self.outcomes(client, queue).items() if not result]
 
-    def check(self, client: redis.Redis, queue: str) -> Verdict:
+    def check(
+        self,
+        client: redis.Redis,
+        queue: str,
+        *,
+        spans: Mapping[str, float] | None = None,
+        bound: float | None = None,
+        expect: Mapping[str, str] | None = None,
+    ) -> Verdict:
+        """The verdict over this history; ``spans`` and ``bound`` from a ``harness.Watch``,
+        ``expect`` the tokens meant to fail, with their error code."""
         return check(self.attempted, self.acknowledged, self.executions(),
-                     self.outcomes(client, queue))  # fmt: skip
+                     self.outcomes(client, queue), spans=spans, bound=bound,
+                     expect=expect)  # fmt: skip
 
 
 def check(
@@ -151,18 +199,37 @@ def check(
     acknowledged: list[str],
     executions: Counter[str],
     outcomes: dict[str, tuple[bytes | None, ...]],
+    *,
+    spans: Mapping[str, float] | None = None,
+    bound: float | None = None,
+    expect: Mapping[str, str] | None = None,
 ) -> Verdict:
-    """The pure checker: no I/O, so it can be tested on made-up histories."""
+    """The pure checker: no I/O, so it can be tested on made-up histories.
+
+    ``spans``: the longest time each token was seen executing (while a worker served the queue);
+    a token whose span exceeds ``bound`` seconds is stuck. ``expect``: tokens that must end
+    failed with the given error code; such a token is never lost, and is ``wrong`` when it
+    ends any other way.
+    """
     tried, acked = set(attempted), set(acknowledged)
+    expect = expect or {}
     lost: list[str] = []
     failed: dict[str, str] = {}
+    wrong: dict[str, str] = {}
     for token in sorted(acked):
         result, code = (outcomes.get(token) or (None, None))[:2]
         if result == b"failed":
             failed[token] = (code or b"").decode("utf-8", "replace")
-        if executions[token] == 0 or result != b"successful":
+        if token in expect:
+            got = failed.get(token) if result == b"failed" else None
+            if got != expect[token]:
+                ended = (result or b"no outcome").decode("utf-8", "replace")
+                wrong[token] = f"failed {got}" if got is not None else ended
+        elif executions[token] == 0 or result != b"successful":
             lost.append(token)
     executed = {token for token, count in executions.items() if count > 0}
+    longest = {token: span for token, span in (spans or {}).items() if token in acked}
+    stuck = [] if bound is None else sorted(t for t, span in longest.items() if span > bound)
     return Verdict(
         attempted=len(tried),
         acknowledged=len(acked),
@@ -173,6 +240,10 @@ def check(
         duplicated={token: count for token, count in executions.items() if count > 1},
         recovered=sorted(executed & (tried - acked)),
         failed=failed,
+        stuck=stuck,
+        longest=longest,
+        bound=bound,
+        wrong=wrong,
     )
 
 
@@ -189,21 +260,24 @@ class Row:
     seconds: float = 0.0
     verdict: str = "pass"
     notes: list[str] = field(default_factory=list)
+    stuck: int | str = "-"  # "-": executing spans were not watched in this scenario
 
     @classmethod
     def from_verdict(
         cls, scenario: str, faults: str, verdict: Verdict, bound: int | None, seconds: float
     ) -> Row:
         extra = str(verdict.extra) if bound is None else f"{verdict.extra} (<= {bound})"
+        stuck: int | str = "-" if verdict.bound is None else len(verdict.stuck)
         return cls(scenario, faults, verdict.acknowledged, len(verdict.lost),
-                   len(verdict.unexpected), extra, seconds)  # fmt: skip
+                   len(verdict.unexpected), extra, seconds, stuck=stuck)  # fmt: skip
 
     def cells(self) -> tuple[str, ...]:
         return (self.scenario, self.faults, str(self.tasks), str(self.lost), str(self.unexpected),
-                self.duplicated, f"{self.seconds:.1f}", self.verdict)  # fmt: skip
+                str(self.stuck), self.duplicated, f"{self.seconds:.1f}", self.verdict)  # fmt: skip
 
 
-HEADER = ("scenario", "faults", "tasks", "lost", "unexpected", "extra runs", "s", "verdict")
+HEADER = ("scenario", "faults", "tasks", "lost", "unexpected", "stuck", "extra runs", "s",
+          "verdict")  # fmt: skip
 
 
 def render(rows: list[Row]) -> str:

@@ -14,9 +14,10 @@ import pytest
 import redis
 
 from chaos.checker import History, Row, render
-from chaos.harness import MODE, ChaosRedis, Fleet
+from chaos.harness import MODE, ChaosRedis, Fleet, Proxy
 
 ROWS: list[Row] = []
+ROWS_OF: dict[str, list[Row]] = {}  # test node id -> the rows it added
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,16 +30,37 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not ROWS:
         return
     terminalreporter.write_sep("=", f"chaos scenarios ({MODE} sizes)")
-    for line in render(sorted(ROWS, key=lambda row: row.scenario)).splitlines():
+    for line in render(sorted(ROWS, key=_number)).splitlines():
         terminalreporter.write_line(line)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A scenario marked xfail (a known bug of the code under test) that failed says so in its
+    row; one that passed anyway says that."""
+    report = yield
+    if report.when == "call":
+        for row in ROWS_OF.get(item.nodeid, []):
+            if hasattr(report, "wasxfail") and report.skipped:
+                row.verdict = "xfail (known bug)"
+            elif report.passed and item.get_closest_marker("xfail") is not None:
+                row.verdict = f"{row.verdict} (xpass)"
+    return report
+
+
+def _number(row: Row) -> tuple[int, str]:
+    """Rows in the order of their scenario numbers (10 after 9), then by name."""
+    head = row.scenario.split(" ", 1)[0]
+    return (int(head) if head.isdigit() else 10**6, row.scenario)
+
+
 @pytest.fixture
-def table() -> Callable[[Row], Row]:
+def table(request: pytest.FixtureRequest) -> Callable[[Row], Row]:
     """Add a row to the chaos table (before asserting, so a failing scenario shows too)."""
 
     def add(row: Row) -> Row:
         ROWS.append(row)
+        ROWS_OF.setdefault(request.node.nodeid, []).append(row)
         return row
 
     return add
@@ -57,14 +79,29 @@ def servers() -> Iterator[Callable[..., ChaosRedis]]:
     """Make private redis-servers for one test (e.g. with AOF); all are killed at teardown."""
     made: list[ChaosRedis] = []
 
-    def make(*, aof: bool = False) -> ChaosRedis:
-        instance = ChaosRedis(aof=aof)
+    def make(*, aof: bool = False, extra: tuple[str, ...] = ()) -> ChaosRedis:
+        instance = ChaosRedis(aof=aof, extra=extra)
         made.append(instance)
         return instance
 
     yield make
     for instance in made:
         instance.stop()
+
+
+@pytest.fixture
+def proxies() -> Iterator[Callable[[int], Proxy]]:
+    """Make TCP proxies in front of a redis-server port; all are closed at teardown."""
+    made: list[Proxy] = []
+
+    def make(port: int) -> Proxy:
+        proxy = Proxy(port)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()
 
 
 @pytest.fixture

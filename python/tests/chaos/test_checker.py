@@ -43,3 +43,31 @@ def test_table() -> None:
     lines = text.splitlines()
     assert lines[0].startswith("| scenario") and "| 1 x " in lines[2] and "1.2" in lines[2]
     assert lines[-1] == "- 1 x: note"
+
+
+def test_stuck_counts_acknowledged_spans_over_the_bound() -> None:
+    verdict = check(["a", "b", "c"], ["a", "b"], Counter(a=1, b=1),
+                    {"a": OK, "b": OK}, spans={"a": 9.0, "b": 1.0, "z": 30.0},
+                    bound=5.0)  # fmt: skip
+    assert verdict.stuck == ["a"] and not verdict.lost  # "z" was never acknowledged
+    assert not verdict.ok and "stuck=1 ['a']" in verdict.summary()
+    unwatched = check(["a"], ["a"], Counter(a=1), {"a": OK}, spans={"a": 9.0})
+    assert unwatched.stuck == [] and unwatched.bound is None  # no bound: nothing to judge
+
+
+def test_expected_failures_are_not_lost_but_other_endings_are_wrong() -> None:
+    verdict = check(
+        attempted=["big", "huge", "r"],
+        acknowledged=["big", "huge", "r"],
+        executions=Counter(big=1, huge=1, r=1),
+        outcomes={"big": (b"failed", b"too-large"), "huge": OK, "r": OK},
+        expect={"big": "too-large", "huge": "too-large"},
+    )
+    assert verdict.lost == [] and verdict.wrong == {"huge": "successful"}
+    assert not verdict.ok
+
+
+def test_table_has_a_stuck_column() -> None:
+    row = Row("7 x", "oom", 3, 0, 0, "0", 2.0, "pass", stuck=1)
+    lines = render([row]).splitlines()
+    assert "| stuck " in lines[0] and "| 1 " in lines[2]

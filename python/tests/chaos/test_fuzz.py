@@ -46,7 +46,8 @@ MAX_FIELDS, MAX_VALUE = 64, 65536
 OPTIONS = ("--lease-ms", "1000", "--heartbeat-ms", "250", "--reap-ms", "250",
            "--concurrency", "2", "--max-fields", str(MAX_FIELDS),
            "--max-value-bytes", str(MAX_VALUE))  # fmt: skip
-REGISTERED = {"add", "echo", "fail", "poison", "record", "sleep", "sink", "not_a_number"}
+REGISTERED = {"add", "echo", "fail", "poison", "record", "sleep", "sink", "not_a_number", "fails",
+              "big", "big_async", "block_loop", "careless_fork", "careless_fork_async"}  # fmt: skip
 BATCHES, BATCH = size(10, 200), 50
 
 

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from chaos.checker import Row
-from chaos.harness import Producer, poll, size, wait_all_finished
+from chaos.harness import Producer, Watch, poll, recovery_bound, size, wait_all_finished
 from dothis import ConnectionFailed, Queue, Task
 
 pytestmark = pytest.mark.chaos
@@ -61,6 +61,7 @@ def test_redis_hangs_and_drops(server, client, queue_name, history, fleets, tabl
     began = time.monotonic()
     fleet = fleets(server.url, queue_name, *TIMING, log=history.log).start(2)
     fleet.wait_registered(client, timeout=30)
+    watch = Watch(server.port, queue_name, history, fleet.alive).start()
     producer = Producer(server.url, queue_name, history, tasks, window, prefix=fault[:1]).start()
     # a waiter on a results subscription, so that TYPE pubsub has someone to kill
     waited: dict[str, Any] = {}
@@ -69,14 +70,17 @@ def test_redis_hangs_and_drops(server, client, queue_name, history, fleets, tabl
     waiter.start()
     time.sleep(max(0.0, producer.began + window / 3 - time.monotonic()))  # fault schedule
     admin = server.client()
+    fault_at = time.monotonic()
     described = FAULTS[fault](server, admin)
+    lasted = time.monotonic() - fault_at + (2.0 if fault == "client-pause" else 0.0)
     admin.close()
     producer.join()
     wait_all_finished(history, client, queue_name, timeout=size(60, 120), fleet=fleet)
     waiter.join(timeout=60)
-    verdict = history.check(client, queue_name)
+    stuck_bound = recovery_bound(1000, 250, run=0.02, fault=lasted)
+    verdict = history.check(client, queue_name, spans=watch.stop(), bound=stuck_bound)
     leftovers = client.llen(f"{queue_name}:executing") + client.llen(f"{queue_name}:pending")
-    ok = not verdict.lost and not verdict.unexpected and not leftovers and "value" in waited
+    ok = verdict.ok and not leftovers and "value" in waited
     row = table(Row.from_verdict(f"3 redis {fault}", described, verdict, None,
                                  time.monotonic() - began))  # fmt: skip
     row.verdict = "pass" if ok else "FAIL"
@@ -84,6 +88,7 @@ def test_redis_hangs_and_drops(server, client, queue_name, history, fleets, tabl
     fleet.check_alive()
     assert not verdict.lost, verdict.summary()
     assert not verdict.unexpected, verdict.summary()
+    assert not verdict.stuck, verdict.summary()
     assert not leftovers
     assert waited.get("value") == f"{fault[:1]}{tasks - 1:05d}", waited
     fleet.stop_cleanly()

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from chaos.checker import Row
-from chaos.harness import Producer, size, wait_all_finished
+from chaos.harness import Producer, Watch, recovery_bound, size, wait_all_finished
 from dothis import Queue
 
 pytestmark = pytest.mark.chaos
@@ -28,31 +28,37 @@ def test_sigkill_redis_with_aof_loses_nothing(servers, queue_name, history, flee
     tasks, window = size(300, 1500), size(4.0, 10.0)
     crashes = size(1, 3)
     began = time.monotonic()
+    down = 0.0
     fleet = fleets(server.url, queue_name, *TIMING, log=history.log).start(2)
     fleet.wait_registered(client, timeout=30)
+    watch = Watch(server.port, queue_name, history, fleet.alive).start()
     producer = Producer(server.url, queue_name, history, tasks, window, retry_for=30).start()
     for crash in range(crashes):
         # spread the crashes over the window (the fault schedule, not a wait for an event)
         due = producer.began + window * (crash + 0.5) / crashes
         time.sleep(max(0.0, due - time.monotonic()))
         acknowledged_before = len(history.acknowledged)
+        down_at = time.monotonic()
         server.kill()
         time.sleep(0.5)  # Redis stays down for half a second
         server.restart()
+        down = max(down, time.monotonic() - down_at)
         client = server.client()
         fleet.check_alive()
         assert acknowledged_before > 0
     producer.join()
     wait_all_finished(history, client, queue_name, timeout=size(60, 180), fleet=fleet)
-    verdict = history.check(client, queue_name)
+    stuck_bound = recovery_bound(1000, 250, run=0.02, fault=down)
+    verdict = history.check(client, queue_name, spans=watch.stop(), bound=stuck_bound)
     leftovers = client.llen(f"{queue_name}:executing") + client.llen(f"{queue_name}:pending")
-    ok = not verdict.lost and not verdict.unexpected and not leftovers
+    ok = verdict.ok and not leftovers
     row = table(Row.from_verdict("2 redis SIGKILL, AOF", f"{crashes} redis kill(s)", verdict,
                                  None, time.monotonic() - began))  # fmt: skip
     row.verdict = "pass" if ok else "FAIL"
     row.notes.append(f"{verdict.summary()}; enqueue errors retried: {history.enqueue_errors}")
     assert not verdict.lost, verdict.summary()
     assert not verdict.unexpected, verdict.summary()
+    assert not verdict.stuck, verdict.summary()
     assert not producer.unacknowledged, producer.unacknowledged[:5]
     assert not leftovers
     fleet.stop_cleanly()

@@ -138,7 +138,7 @@ def test_an_entry_without_a_usable_hash_is_rejected(reply: list[Any]) -> None:
 
 def test_a_lost_start_reply_is_read_back_never_sent_again() -> None:
     fields = {b"function": b"echo", b"args": b'{"text": 1}', b"state": b"executing"}
-    store = FakeStore(start=redis.ConnectionError("reset"), HMGET=[b"executing", b"w1", b"7"],
+    store = FakeStore(start=redis.ConnectionError("reset"), HMGET=[b"executing", b"w1", b"7", None],
                       HGETALL=fields, finish=1)  # fmt: skip
     run(store, context(), Returned("1"))
     assert store.names() == ["start", "HMGET", "HGETALL", "finish"]
@@ -195,3 +195,9 @@ def test_follow_ups_run_when_finish_says_they_are_due() -> None:
     enqueue = store.call("enqueue")
     assert enqueue.keys[1] == "q:executing"  # eager: follow-ups are queued claimed, not pending
     assert store.call("release").keys[1] == "q:executing"
+
+
+def test_an_outcome_whose_hash_is_gone_is_logged(caplog) -> None:
+    store = FakeStore(start=started(function="echo", args='{"text": 1}'), finish=-1)
+    run(store, context(), Returned("1"))
+    assert "its hash is gone" in caplog.text

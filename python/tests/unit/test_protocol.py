@@ -32,7 +32,7 @@ def test_key_templates_equal_schema() -> None:
         "results": keys.results, "worker": keys.worker("<worker>"), "rejected": keys.rejected,
         "scheduled": keys.scheduled, "failed": keys.failed, "succeeded": keys.succeeded,
         "dependents": keys.dependents("<id>"), "releasing": keys.releasing,
-        "periodic": keys.periodic,
+        "periodic": keys.periodic, "workers": keys.workers,
     }  # fmt: skip
     assert {name: t.replace("<queue>", "q") for name, t in DATA["keys"].items()} == built
 

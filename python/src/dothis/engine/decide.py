@@ -16,6 +16,7 @@ from dothis.engine.tries import (
     Returned,
     Stopped,
     TimedOut,
+    TooLarge,
     TryResult,
     Unserializable,
 )
@@ -98,6 +99,8 @@ def decide(
             ),
             now_ms,
         )
+    if isinstance(result, TooLarge):  # not retried: the same value would be as large again
+        return ended(Failure(ErrorCode.TOO_LARGE, result.detail), now_ms)
     if isinstance(result, Stopped):
         return ended(Failure(ErrorCode.CANCELLED, f"{function} was cancelled while it ran"),
                      now_ms, Outcome.CANCELLED)  # fmt: skip

@@ -20,6 +20,7 @@ from dothis.engine.followups import run_followups
 from dothis.engine.registry import Registry
 from dothis.engine.tries import TryResult
 from dothis.store.connection import REDIS_ERRORS, REDIS_OR_REPLY_ERRORS
+from dothis.store.faults import describe
 from dothis.store.ops import Limits, Ops, ScriptCall
 from dothis.store.replies import Finished, Refused, Rejected, Rescheduled, Skipped, Started
 from dothis.wire import checks
@@ -54,6 +55,11 @@ class Context:
     # Eager mode: retries run here and now, follow-ups go straight into executing.
     in_place: bool = False
     stopping: Callable[[], bool] = lambda: False
+    # Task leases (SPEC.md 9.2): their length, and what to tell the heartbeat when this consumer
+    # starts holding a task and when it lets go of it (recorded, or given up).
+    lease_ms: int | None = None
+    hold: Callable[[Claim], None] = lambda claim: None
+    release: Callable[[Claim], None] = lambda claim: None
     # Counted as outcomes are recorded (and as records are fenced off), for counts and logs.
     processed: int = 0
     fenced: int = 0
@@ -96,7 +102,7 @@ def begin(entry: bytes, ctx: Context) -> Flow[Begun | list[str]]:
         yield from _reject(entry, RejectCode.INVALID_ID, problem, ctx)
         return []
     try:
-        reply = yield ops.start(entry, task_id, ctx.worker_id, ctx.limits)
+        reply = yield ops.start(entry, task_id, ctx.worker_id, ctx.limits, ctx.lease_ms)
     except REDIS_ERRORS as error:
         log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
         reply = yield from _after_lost_start(task_id, ctx)
@@ -108,6 +114,7 @@ def begin(entry: bytes, ctx: Context) -> Flow[Begun | list[str]]:
         log.info("skipped entry %s: %s", task_id, reply.reason)
         return []
     claim = Claim(entry, task_id, ctx.worker_id, reply.claims)
+    ctx.hold(claim)
     if isinstance(reply, Refused):
         return (yield from _end(claim, Failure(reply.code, reply.detail), {}, ctx))
     assert isinstance(reply, Started)
@@ -165,24 +172,20 @@ def record(
         keep = checks.keep_seconds(fields, decision.failed, default)
         horizon = now_ms() - default * 1000 if default > 0 else 0
         request = ops.finish(claim, decision, keep, horizon)
-    delay = 0.1
-    for _ in range(RECORD_TRIES):
-        try:
-            written = yield request
-            break
-        except REDIS_OR_REPLY_ERRORS as error:  # a refusal (a key of the wrong type, OOM) too
-            log.warning("cannot record the outcome of %s (%s); retrying", claim.task_id, error)
-            yield Sleep(delay)
-            delay = min(delay * 2, 2.0)
-    else:
-        log.error("gave up recording the outcome of %s; it will be recovered and run again",
-                  claim.task_id)  # fmt: skip
+    try:
+        written = yield from _write(request, claim.task_id)
+    finally:
+        ctx.release(claim)  # recorded, or given up: its lease runs out and a reaper recovers it
+    if written is None:
         return []
     ctx.processed += 1
     if written in (Finished.FENCED, Rescheduled.FENCED):
         ctx.fenced += 1
         log.warning("outcome of %s discarded: the task was recovered while this worker ran it "
                     "(its lease had expired)", claim.task_id)  # fmt: skip
+    if written in (Finished.GONE, Rescheduled.GONE):
+        log.warning("outcome of %s dropped: its hash is gone (deleted, or Redis restarted without "
+                    "its data: SPEC.md 4.4)", claim.task_id)  # fmt: skip
     if written is not Finished.FOLLOWUPS_DUE:
         return []
     try:
@@ -190,6 +193,25 @@ def record(
     except REDIS_ERRORS as error:  # the id stays in <queue>:releasing for a reaper
         log.warning("follow-ups of %s deferred (%s)", claim.task_id, error)
         return []
+
+
+def _write(request: ScriptCall[Any], task_id: str) -> Flow[Any]:
+    """Send the outcome's script call, retried through outages and refusals for about two
+    minutes (SPEC.md 9.3); None when it gave up."""
+    delay = 0.1
+    for _ in range(RECORD_TRIES):
+        try:
+            written = yield request
+            break
+        except REDIS_OR_REPLY_ERRORS as error:  # a refusal (a key of the wrong type, OOM) too
+            log.warning("cannot record the outcome of %s: %s; retrying", task_id, describe(error))
+            yield Sleep(delay)
+            delay = min(delay * 2, 2.0)
+    else:
+        log.error("gave up recording the outcome of %s; it goes back to pending when its lease "
+                  "runs out", task_id)  # fmt: skip
+        return None
+    return written
 
 
 def _reject(entry: bytes, code: RejectCode, reason: str, ctx: Context) -> Flow[None]:
@@ -202,7 +224,7 @@ def _after_lost_start(task_id: str, ctx: Context) -> Flow[Started | Refused | Sk
     delay = 0.1
     while not ctx.stopping():
         try:
-            state, worker, claims = yield ctx.ops.ownership(task_id)
+            state, worker, claims, _ = yield ctx.ops.ownership(task_id)
             if state != b"executing" or worker != ctx.worker_id.encode() or claims is None:
                 return Skipped("start did not run for this worker: the reaper handles the entry")
             fields = yield ctx.ops.read_task(task_id)

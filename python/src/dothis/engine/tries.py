@@ -65,7 +65,23 @@ class Stopped:
     """The try was stopped because the task was cancelled while it ran."""
 
 
-TryResult = Returned | Raised | RetryRequested | Unserializable | TimedOut | Crashed | Stopped
+@dataclass(frozen=True)
+class TooLarge:
+    """The function returned a value whose JSON text is longer than the worker's max-value-bytes
+    (SPEC.md 5.4); the task fails with ``too-large`` rather than a finish Redis refuses."""
+
+    size: int  # bytes of the JSON text (UTF-8)
+    limit: int
+
+    @property
+    def detail(self) -> str:
+        return (f"the function returned a value of {self.size} bytes of JSON, more than the "
+                f"worker's max-value-bytes of {self.limit}")  # fmt: skip
+
+
+TryResult = (
+    Returned | Raised | RetryRequested | Unserializable | TimedOut | Crashed | Stopped | TooLarge
+)
 
 
 def _encoded(value: Any) -> TryResult:
@@ -73,6 +89,22 @@ def _encoded(value: Any) -> TryResult:
         return Returned(codec.encode(value))
     except (TypeError, ValueError) as error:
         return Unserializable(type(value).__name__, str(error))
+
+
+def encoded_size(text: str) -> int:
+    """Bytes of ``text`` as UTF-8 (as Redis stores it)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def within_limit(result: TryResult, max_value_bytes: int) -> TryResult:
+    """``result``, or ``TooLarge`` when it returned a value longer than ``max_value_bytes``."""
+    if not isinstance(result, Returned):
+        return result
+    text = result.encoded
+    if len(text) * 4 <= max_value_bytes:  # no character takes more than 4 bytes
+        return result
+    size = encoded_size(text)
+    return TooLarge(size, max_value_bytes) if size > max_value_bytes else result
 
 
 def _raised(error: BaseException) -> TryResult:
@@ -119,7 +151,7 @@ def to_message(result: TryResult) -> list[Any]:
 
 _KINDS: dict[str, type[Any]] = {kind.__name__: kind for kind in
                                 (Returned, Raised, RetryRequested, Unserializable, TimedOut,
-                                 Crashed, Stopped)}  # fmt: skip
+                                 Crashed, Stopped, TooLarge)}  # fmt: skip
 
 
 def from_message(message: list[Any]) -> TryResult:

@@ -65,24 +65,26 @@ class _Lease:
     def __init__(self, eager: Eager) -> None:
         self.eager = eager
         self.key = eager.ops.keys.worker(eager.worker_id)
+        self.listing = leases.Listing(eager.ops.keys.workers, eager.worker_id)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True, name="dothis-eager-lease")
 
     def __enter__(self) -> None:
         fields = worker_record(self.eager.worker_id, [self.eager.ops.keys.queue],
                                self.eager.registry.names(), 1, language="python")  # fmt: skip
-        leases.register(self.eager.store.client, self.key, fields, DEFAULT_LEASE_MS)
+        leases.register(self.eager.store.client, self.key, fields, DEFAULT_LEASE_MS,
+                        self.listing)  # fmt: skip
         self.thread.start()
 
     def _beat(self) -> None:
         client = self.eager.store.client
         while not self.stop.wait(DEFAULT_HEARTBEAT_MS / 1000):
             try:
-                leases.heartbeat(client, self.key, DEFAULT_LEASE_MS)
+                leases.heartbeat(client, self.key, DEFAULT_LEASE_MS, self.listing)
             except Exception:  # the task's own call will report a lost Redis
                 continue
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(timeout=5)
-        self.eager.store.client.delete(self.key)
+        leases.leave(self.eager.store.client, self.key, self.listing)

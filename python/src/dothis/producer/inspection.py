@@ -11,12 +11,18 @@ from dothis.store.connection import SyncClient, translate_errors
 from dothis.store.execute import SyncStore
 from dothis.store.ops import Ops
 from dothis.store.replies import Cancelled, Requeued
+from dothis.wire.clock import now_ms
 from dothis.wire.protocol import DEFAULT_FAILURE_TTL, Keys
 
 
 def glob_escape(text: str) -> str:
     """``text`` as a literal inside a Redis glob pattern."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def prefix_pattern(prefix: str) -> str:
+    """The Redis glob pattern of every key that starts with ``prefix``, literally."""
+    return glob_escape(prefix) + "*"
 
 
 class Inspection:
@@ -68,9 +74,18 @@ class Inspection:
         return self._tasks(ids)
 
     def requeue(self, task_id: str) -> bool:
-        """Give a failed task a fresh start (requeue.lua); False if it is not in the failed set."""
+        """Give a failed task a fresh start (requeue.lua); False if it is not in the failed set,
+        or is there but is no longer a failed task (see ``requeue_outcome``)."""
+        return self.requeue_outcome(task_id) == "requeued"
+
+    def requeue_outcome(self, task_id: str) -> str:
+        """requeue.lua (SPEC.md 5.12): ``requeued``; ``not-failed`` (the id is not in the failed
+        registry); ``gone`` (its hash expired: the id left the registry); ``not-finished`` (the
+        hash is not a finished, unsuccessful task, e.g. its id was reused by a task that runs now:
+        the stale id left the registry and nothing else changed)."""
         with translate_errors(self.url):
-            return self.store.run(self.ops.requeue(task_id)) is Requeued.REQUEUED
+            done: Requeued = self.store.run(self.ops.requeue(task_id))
+        return done.name.lower().replace("_", "-")
 
     def cancel(self, task_id: str) -> str:
         """cancel.lua: ``cancelled``, ``requested`` (running) or ``finished``; TaskNotFound when
@@ -97,24 +112,59 @@ class Inspection:
     def delete(self, delete_tasks: bool = True) -> None:
         """Delete the queue's lists, sets and registries (and, by default, every task hash).
 
-        Workers serving the queue keep running and find it empty.
+        Workers serving the queue keep running and find it empty (their worker keys and
+        ``<queue>:workers`` stay). Task hashes and dependents sets have no registry to read
+        them from, so this is the one place that SCANs: the patterns are the literal prefixes
+        ``<queue>:task:`` and ``<queue>:dependents:`` (glob characters of the queue name
+        escaped) and a key is deleted only when it has the type of what it names (hash, set),
+        so the pending list of a queue named ``<queue>:task:x`` is left alone.
         """
         names = [self.keys.pending, self.keys.scheduled, self.keys.failed, self.keys.succeeded,
                  self.keys.rejected, self.keys.releasing, self.keys.periodic]  # fmt: skip
-        patterns = [glob_escape(self.keys.dependents("")) + "*"]
+        patterns = [(prefix_pattern(self.keys.dependents("")), b"set")]
         if delete_tasks:
-            patterns.append(glob_escape(self.keys.task_prefix) + "*")
+            patterns.append((prefix_pattern(self.keys.task_prefix), b"hash"))
         with translate_errors(self.url):
             self.redis.unlink(*names)
-            for pattern in patterns:
+            for pattern, kind in patterns:
                 batch: list[bytes] = []
                 for key in self.redis.scan_iter(match=pattern, count=1000):
                     batch.append(key)
                     if len(batch) == 1000:
-                        self.redis.unlink(*batch)
+                        self._unlink_typed(batch, kind)
                         batch.clear()
                 if batch:
-                    self.redis.unlink(*batch)
+                    self._unlink_typed(batch, kind)
+
+    def _unlink_typed(self, keys: list[bytes], kind: bytes) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        types = cast(list[bytes], pipe.execute())
+        doomed = [key for key, found in zip(keys, types, strict=True) if found == kind]
+        if doomed:
+            self.redis.unlink(*doomed)
+
+
+def live_workers(client: SyncClient, keys: Keys) -> list[dict[str, str]]:
+    """The worker keys of the queue's live workers, read from the registry ``<queue>:workers``
+    (SPEC.md 9.1): the ids whose score (their key's expiry, ms) is not past and whose key exists.
+    Ids past their score are dead and removed (best effort: a read-only user just sees fewer).
+    A worker that does not list itself (one written before the registry) is not shown."""
+    now = now_ms()
+    pipe = client.pipeline(transaction=False)
+    pipe.zremrangebyscore(keys.workers, "-inf", f"({now}")
+    pipe.zrangebyscore(keys.workers, now, "+inf")
+    listed = pipe.execute(raise_on_error=False)[1]
+    if isinstance(listed, Exception):
+        raise listed
+    ids = cast(list[bytes], listed)
+    pipe = client.pipeline(transaction=False)
+    for raw in ids:
+        pipe.hgetall(keys.worker(raw.decode("utf-8", "replace")))
+    found = pipe.execute(raise_on_error=False) if ids else []
+    return [{k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
+            for fields in found if isinstance(fields, dict) and fields]  # fmt: skip
 
 
 def queue_info(queue: Any) -> dict[str, Any]:
@@ -129,10 +179,7 @@ def queue_info(queue: Any) -> dict[str, Any]:
         pipe.zcard(keys.failed)
         pipe.zcard(keys.succeeded)
         pending, executing, rejected, scheduled, failed, succeeded = pipe.execute()
-        workers = []
-        for key in client.scan_iter(match=glob_escape(keys.worker("")) + "*", count=500):
-            fields = cast(dict[bytes, bytes], client.hgetall(key))
-            workers.append({k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()})
+        workers = live_workers(client, keys)
     return {
         "pending": pending,
         "executing": executing,

@@ -15,6 +15,7 @@ from dothis.producer.inspection import Inspection
 from dothis.producer.options import OPTION_NAMES, Parents, TaskOptions
 from dothis.producer.results import ResultListener
 from dothis.producer.task import Task
+from dothis.store.clock import measure
 from dothis.store.connection import SyncClient, connect, resolve_url, translate_errors
 from dothis.store.execute import SyncStore
 from dothis.store.ops import Ops, ScriptCall
@@ -85,6 +86,7 @@ class Queue(Inspection):
         self._redis: SyncClient | None = connect(self.url)
         self._store = SyncStore(self._redis)
         self._results: ResultListener | None = None
+        self._clock_checked = False
         self.eager = None if is_async else Eager(self._store, self.ops, self.url, registry)
 
     def __repr__(self) -> str:
@@ -109,10 +111,19 @@ class Queue(Inspection):
             self._results = ResultListener(lambda: connect(self.url), self.keys.results)
         return self._results
 
+    def _check_clock(self) -> None:
+        """Measure this machine's clock against Redis once (SPEC.md 9.8): delays and timestamps
+        are written in Redis's time."""
+        if not self._clock_checked:
+            with translate_errors(self.url):
+                measure(self.store)
+            self._clock_checked = True
+
     def _request(
         self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
     ) -> ScriptCall[Enqueued]:
         """The enqueue.lua call of one task, every part checked."""
+        self._check_clock()
         name = function_name(function)
         if not name:
             raise InvalidArguments("function name is empty")

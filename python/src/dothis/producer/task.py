@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any, Protocol
 
@@ -9,6 +10,10 @@ from dothis.errors import TaskFailed, WaitTimeout
 from dothis.producer.results import ResultListener
 from dothis.wire.protocol import Keys, State
 from dothis.wire.records import TaskInfo
+
+# Task.wait re-reads the hash after this long, doubling up to the maximum, whatever it hears.
+RECHECK_FIRST_SECONDS = 0.1
+RECHECK_MAX_SECONDS = 5.0
 
 
 class Source(Protocol):
@@ -110,11 +115,20 @@ class Task:
         Listens on the queue's results channel (one subscription per Queue, shared by every wait);
         raises TaskFailed when the task ended any other way than successful, and WaitTimeout when
         ``timeout`` seconds pass.
+
+        The hash is also re-read on a timer (after at most 0.1 s, the bound doubling up to
+        ``RECHECK_MAX_SECONDS``; each pause is drawn from the upper half of it, so that waits
+        started together do not read together), so a wait ends within that much of the task's end
+        even when every message is lost (a connection that died silently), and never sleeps past
+        its timeout.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.queue.results.watch(self.key) as event:
+        interval = RECHECK_FIRST_SECONDS
+        results = self.queue.results
+        with results.watch(self.key, within=timeout) as event:
             while True:
-                info = self.refresh()
+                with results.reads:
+                    info = self.refresh()
                 if info is not None and info.finished:
                     failure = info.failure()
                     if failure is not None:
@@ -127,5 +141,7 @@ class Task:
                         f"(state: {info.state if info else 'no such task'}); wait longer, or "
                         "check that a worker serves this queue (dothis info)"
                     )
-                event.wait(remaining)
+                pause = interval * random.uniform(0.5, 1.0)  # waits started together read apart
+                event.wait(pause if remaining is None else min(pause, remaining))
                 event.clear()
+                interval = min(interval * 2, RECHECK_MAX_SECONDS)

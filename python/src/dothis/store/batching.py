@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis.asyncio import Redis as AsyncClient
 from redis.exceptions import NoScriptError
 
 Queued = tuple[Any, tuple[Any, ...], asyncio.Future[Any]]
@@ -17,7 +18,7 @@ Queued = tuple[Any, tuple[Any, ...], asyncio.Future[Any]]
 class Batcher:
     """Sends raw commands (EVALSHA included) in pipelines; ``scripts`` reloads on NOSCRIPT."""
 
-    def __init__(self, client: Any, scripts: dict[str, Any], limit: int = 500) -> None:
+    def __init__(self, client: AsyncClient, scripts: dict[str, Any], limit: int = 500) -> None:
         self.client = client
         self.scripts = scripts
         self.limit = limit

@@ -9,10 +9,11 @@ field, so one non-UTF-8 value cannot make a whole read fail.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -40,13 +41,49 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("DOTHIS_REDIS_URL") or DEFAULT_URL
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_QUERY_PASSWORD = re.compile(r"([?&;]password=)[^&;#]*", re.IGNORECASE)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` with its password masked as ``***``: the one function every log line, exception
+    message and CLI output that shows a Redis URL goes through.
+
+    It never raises, also for a URL that does not parse: everything between ``//`` and the last
+    ``@`` is the user information, whose user name is kept and the rest masked (a user information
+    without ``:`` is masked whole: some write the password there); a ``password=`` query parameter
+    (redis-py reads one) is masked too.
+    """
+    text = str(url)
+    at = text.rfind("@")
+    if at != -1:
+        slashes = text.find("//")
+        scheme = _SCHEME.match(text)
+        start = slashes + 2 if 0 <= slashes < at else (scheme.end() if scheme else 0)
+        user, colon, _ = text[start:at].partition(":")
+        text = f"{text[:start]}{user + ':***' if colon else '***'}{text[at:]}"
+    return _QUERY_PASSWORD.sub(r"\1***", text)
+
+
+def _scrub(text: str, url: str) -> str:
+    """An error's text fit to show next to ``url``: when the URL carries a secret, the password
+    and every quoted fragment (redis-py quotes the piece of the URL it could not parse, which may
+    be a piece of the password) are masked."""
+    if redact(url) == url:
+        return text
+    password = _password(url)
+    if password:
+        text = text.replace(password, "***")
+    return _QUOTED.sub("'***'", text)
+
+
+def _password(url: str) -> str | None:
+    """The password of ``url`` as written (None when there is none or it does not parse)."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 _AUTH_MARKS = ("NOAUTH", "WRONGPASS", "invalid username-password", "unauthenticated",
@@ -55,25 +92,33 @@ _AUTH_MARKS = ("NOAUTH", "WRONGPASS", "invalid username-password", "unauthentica
 
 def explain(url: str, error: BaseException) -> DothisError:
     """The DothisError a user should see for a Redis error met while connecting or calling."""
-    text = str(error)
+    raw = str(error)
+    text = _scrub(raw, url)
     shown = redact(url)
-    if isinstance(error, redis.AuthenticationError) or any(m in text for m in _AUTH_MARKS):
-        given = urlsplit(url).password is not None
+    if isinstance(error, redis.AuthenticationError) or any(m in raw for m in _AUTH_MARKS):
+        given = _password(url) is not None
         cause = "refused the password in the URL" if given else "requires a password"
         return AuthenticationFailed(
             f"Redis at {shown} {cause} ({text.split(':', maxsplit=1)[0] or 'NOAUTH'}): put the "
             "right one in the URL, redis://:PASSWORD@host:6379/0 or "
             "redis://USER:PASSWORD@host:6379/0, via --url or DOTHIS_REDIS_URL"
         )
-    if "DB index is out of range" in text:
+    if "DB index is out of range" in raw:
         return InvalidUrl(
-            f"Redis at {shown} has no database {urlsplit(url).path.lstrip('/')!r} (it has "
+            f"Redis at {shown} has no database {_database(url)!r} (it has "
             "`databases` of them, 16 by default, numbered from 0): fix the /N at the end of the URL"
         )
     return ConnectionFailed(
         f"cannot reach Redis at {shown} ({text or type(error).__name__}): is redis-server "
         "running? set DOTHIS_REDIS_URL or pass --url"
     )
+
+
+def _database(url: str) -> str:
+    try:
+        return urlsplit(url).path.lstrip("/")
+    except ValueError:
+        return "?"
 
 
 def unreachable(url: str, error: BaseException) -> DothisError:
@@ -94,7 +139,7 @@ def _options(blocking_seconds: float | None) -> dict[str, Any]:
 
 def _invalid(url: str, error: Exception) -> InvalidUrl:
     return InvalidUrl(
-        f"invalid Redis URL {redact(url)!r} ({error}): write it as "
+        f"invalid Redis URL {redact(url)!r} ({_scrub(str(error), url)}): write it as "
         "redis://[:PASSWORD@]HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0"
     )
 

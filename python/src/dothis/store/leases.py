@@ -1,52 +1,117 @@
 """Worker keys (SPEC.md 9.1, 9.2): a worker's lease is its key's existence, renewed by heartbeats.
 
 One place writes them, for the asyncio worker and the synchronous consumers (eager mode, retask).
+Given a ``Listing``, every write of the key also lists the worker in ``<queue>:workers`` scored by
+the key's expiry (ms since the epoch), and ``leave`` takes both away: readers such as ``dothis
+info`` find a queue's workers there, never by SCAN over key patterns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio.client
+import redis.client
 
 from dothis.store.connection import AsyncClient, SyncClient
-from dothis.wire.clock import now_iso
+from dothis.wire.clock import now_iso, now_ms
+
+Pipe = redis.client.Pipeline | redis.asyncio.client.Pipeline
 
 
-def _register(pipe: Any, key: str, fields: Mapping[str, str], lease_ms: int) -> None:
-    pipe.hset(key, mapping=dict(fields))
+@dataclass(frozen=True)
+class Listing:
+    """A worker's entry in its queue's registry of workers (SPEC.md 9.1): ``registry`` is the
+    key ``<queue>:workers`` (``Keys.workers``), ``worker_id`` the member."""
+
+    registry: str
+    worker_id: str
+
+
+def _list(pipe: Pipe, listing: Listing | None, lease_ms: int, *, prune: bool = False) -> None:
+    """ZADD the worker with its key's expiry as the score (same clock as ``now_ms``); when
+    ``prune``, first drop the ids whose keys expired over a lease ago (workers that died)."""
+    if listing is None:
+        return
+    now = now_ms()
+    if prune:
+        pipe.zremrangebyscore(listing.registry, "-inf", f"({now - lease_ms}")
+    pipe.zadd(listing.registry, {listing.worker_id: now + lease_ms})
+
+
+def _register(
+    pipe: Pipe, key: str, fields: Mapping[str, str], lease_ms: int, listing: Listing | None
+) -> None:
+    pipe.hset(key, mapping=cast(Mapping[Any, Any], fields))
     pipe.pexpire(key, lease_ms)
+    _list(pipe, listing, lease_ms, prune=True)
 
 
-def _beat(pipe: Any, key: str, lease_ms: int) -> None:
+def _beat(pipe: Pipe, key: str, lease_ms: int, listing: Listing | None) -> None:
     pipe.hset(key, "heartbeat", now_iso())
     pipe.pexpire(key, lease_ms)
+    _list(pipe, listing, lease_ms)
 
 
-def register(client: SyncClient, key: str, fields: Mapping[str, str], lease_ms: int) -> None:
+def _leave(pipe: Pipe, key: str, listing: Listing) -> None:
+    pipe.delete(key)
+    pipe.zrem(listing.registry, listing.worker_id)
+
+
+def register(
+    client: SyncClient,
+    key: str,
+    fields: Mapping[str, str],
+    lease_ms: int,
+    listing: Listing | None = None,
+) -> None:
+    """Write the worker key with its TTL (and, given ``listing``, list the worker), atomically."""
     pipe = client.pipeline(transaction=True)
-    _register(pipe, key, fields, lease_ms)
+    _register(pipe, key, fields, lease_ms, listing)
     pipe.execute()
 
 
-def heartbeat(client: SyncClient, key: str, lease_ms: int) -> bool:
-    """Renew the lease; False when the key had expired (it is then only a heartbeat field)."""
+def heartbeat(client: SyncClient, key: str, lease_ms: int, listing: Listing | None = None) -> bool:
+    """Renew the lease (and the listing's score); False when the key had expired (it is then
+    only a heartbeat field: the caller registers again)."""
     pipe = client.pipeline(transaction=True)
-    _beat(pipe, key, lease_ms)
-    added, _ = pipe.execute()
+    _beat(pipe, key, lease_ms, listing)
+    added = pipe.execute()[0]
     return not added
+
+
+def leave(client: SyncClient, key: str, listing: Listing) -> None:
+    """A worker that stops: its key deleted and its id out of the registry, atomically."""
+    pipe = client.pipeline(transaction=True)
+    _leave(pipe, key, listing)
+    pipe.execute()
 
 
 async def register_async(
-    client: AsyncClient, key: str, fields: Mapping[str, str], lease_ms: int
+    client: AsyncClient,
+    key: str,
+    fields: Mapping[str, str],
+    lease_ms: int,
+    listing: Listing | None = None,
 ) -> None:
     pipe = client.pipeline(transaction=True)
-    _register(pipe, key, fields, lease_ms)
+    _register(pipe, key, fields, lease_ms, listing)
     await pipe.execute()
 
 
-async def heartbeat_async(client: AsyncClient, key: str, lease_ms: int) -> bool:
+async def heartbeat_async(
+    client: AsyncClient, key: str, lease_ms: int, listing: Listing | None = None
+) -> bool:
     """Renew the lease; False when the key had expired (the caller registers again)."""
     pipe = client.pipeline(transaction=True)
-    _beat(pipe, key, lease_ms)
-    added, _ = await pipe.execute()
+    _beat(pipe, key, lease_ms, listing)
+    added = (await pipe.execute())[0]
     return not added
+
+
+async def leave_async(client: AsyncClient, key: str, listing: Listing) -> None:
+    pipe = client.pipeline(transaction=True)
+    _leave(pipe, key, listing)
+    await pipe.execute()

@@ -156,15 +156,20 @@ class Ops:
     # -- a worker's claim ---------------------------------------------------------------------
 
     def start(
-        self, entry: bytes, task_id: str, worker: str, limits: Limits
+        self, entry: bytes, task_id: str, worker: str, limits: Limits, lease_ms: int | None = None
     ) -> ScriptCall[StartReply]:
+        """start.lua; with ``lease_ms`` the task gets a lease of its own (SPEC.md 9.2)."""
         k = self.keys
-        return ScriptCall(
-            "start",
-            [k.task(task_id), k.executing],
-            [entry, worker, now_iso(), limits.max_value_bytes, limits.max_fields],
-            _start_reply,
-        )
+        args: list[Any] = [entry, worker, now_iso(), limits.max_value_bytes, limits.max_fields]
+        if lease_ms is not None:
+            args.append(now_ms() + lease_ms)
+        return ScriptCall("start", [k.task(task_id), k.executing], args, _start_reply)
+
+    def renew(self, claim: Claim, lease_ms: int) -> ScriptCall[bool]:
+        """renew.lua: extend a held task's lease; False when the worker no longer holds it."""
+        return ScriptCall("renew", [self.keys.task(claim.task_id)],
+                          [claim.worker, claim.claims, now_ms() + lease_ms],
+                          lambda raw: raw == 1)  # fmt: skip
 
     def reject(self, entry: bytes, record: str) -> ScriptCall[bool]:
         k = self.keys
@@ -197,10 +202,18 @@ class Ops:
         )
 
     def recover(
-        self, entry: bytes, task_id: str, owner: str, max_claims: int, failure_ttl: int
+        self,
+        entry: bytes,
+        task_id: str,
+        owner: str,
+        max_claims: int,
+        failure_ttl: int,
+        *,
+        lease_rule: bool = False,
     ) -> ScriptCall[Recovered]:
         """recover.lua: ``owner`` is the hash's worker ('' for an ownerless entry); max_claims 0
-        gives back a task of one's own without counting a loss."""
+        gives back a task of one's own without counting a loss; ``lease_rule`` recovers a live
+        owner's task whose lease has run out (its worker key says ``leases task``)."""
         k = self.keys
         key = k.task(task_id)
         keys = [key, k.executing, k.pending, k.failed, k.dependents(task_id), k.releasing]
@@ -209,7 +222,7 @@ class Ops:
         return ScriptCall(
             "recover", keys,
             [entry, owner, max_claims, now_iso(), k.results, key, task_id, now_ms(),
-             ttl_arg(failure_ttl)],
+             ttl_arg(failure_ttl), "lease" if lease_rule else ""],
             lambda raw: Recovered(raw.decode() if isinstance(raw, bytes) else raw),
         )  # fmt: skip
 
@@ -241,7 +254,14 @@ class Ops:
         return Command(("HGETALL", self.keys.task(task_id)), _hash)
 
     def ownership(self, task_id: str) -> Command[list[bytes | None]]:
-        return Command(("HMGET", self.keys.task(task_id), "state", "worker", "claims"), list)
+        """state, worker, claims and lease-expires of a task."""
+        return Command(("HMGET", self.keys.task(task_id), "state", "worker", "claims",
+                        "lease-expires"), list)  # fmt: skip
+
+    def owner(self, worker: str) -> Command[tuple[bool, bool]]:
+        """Whether a worker's key exists, and whether it keeps task leases (SPEC.md 9.1)."""
+        return Command(("HMGET", self.keys.worker(worker), "id", "leases"),
+                       lambda raw: (raw[0] is not None, raw[1] == b"task"))  # fmt: skip
 
     def dependents(self, task_id: str) -> Command[list[bytes]]:
         return Command(("SMEMBERS", self.keys.dependents(task_id)), list)

@@ -86,6 +86,7 @@ class Requeued(Enum):
     REQUEUED = 1
     NOT_FAILED = 0
     GONE = -1
+    NOT_FINISHED = 2  # not a finished, unsuccessful task: the stale id left the registry
 
 
 class Released(Enum):

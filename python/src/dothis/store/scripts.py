@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+import redis.asyncio
+
 from dothis.store.resources import lua_source
 
 NAMES = (
-    "enqueue", "start", "finish", "retry", "recover", "reject", "promote", "requeue", "release",
-    "cancel", "fire",
+    "enqueue", "start", "finish", "retry", "recover", "renew", "reject", "promote", "requeue",
+    "release", "cancel", "fire",
 )  # fmt: skip
 
 
-def register(client: Any) -> dict[str, Any]:
+def register(client: redis.Redis | redis.asyncio.Redis) -> dict[str, Any]:
     """One registered script per protocol operation, by name, for a sync or an asyncio client."""
     return {name: client.register_script(lua_source(name)) for name in NAMES}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from dothis.wire.clock import parse_iso
+from dothis.wire.clock import now, parse_iso
 from dothis.wire.protocol import PROTOCOL_VERSION, ErrorCode, Field
 from dothis.wire.records import Failure
 
@@ -68,7 +68,7 @@ def settings(fields: Fields) -> Settings | Failure:
     return Settings(int(attempts), int(retries), seconds)
 
 
-def expired(fields: Fields, now: datetime | None = None) -> Failure | None:
+def expired(fields: Fields, when: datetime | None = None) -> Failure | None:
     """The failure of a task that waited longer than its ttl to start, else None."""
     ttl, created = fields.get(b"ttl"), fields.get(b"pending-created")
     if ttl is None or created is None or not ttl.isdigit():
@@ -77,7 +77,7 @@ def expired(fields: Fields, now: datetime | None = None) -> Failure | None:
         since = parse_iso(created.decode())
     except (ValueError, UnicodeDecodeError):
         return None
-    waited = ((now or datetime.now(UTC)) - since).total_seconds()
+    waited = ((when or now()) - since).total_seconds()
     if waited <= int(ttl):
         return None
     return Failure(ErrorCode.EXPIRED, f"waited {waited:.1f} s to start; its ttl is {int(ttl)} s")

@@ -1,4 +1,10 @@
-"""Time as the protocol writes it: ISO-8601 UTC timestamps and milliseconds since the epoch."""
+"""Time as the protocol writes it: ISO-8601 UTC timestamps and milliseconds since the epoch.
+
+One clock (SPEC.md 9.8): every reading here is this machine's clock corrected by its offset to
+the Redis server's ``TIME``, which workers and producers measure (``set_offset``), so that ttl,
+delays, retries, schedules, leases and registry trimming agree however far the machines' clocks
+drift apart.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,21 @@ from datetime import UTC, datetime
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+_offset = {"ms": 0}
+
+
+def set_offset(milliseconds: int) -> None:
+    """Redis's clock minus this machine's, in ms (measured against ``TIME``)."""
+    _offset["ms"] = milliseconds
+
+
+def offset_ms() -> int:
+    return _offset["ms"]
+
+
 def now_iso() -> str:
     """The current time as the protocol writes it: ISO-8601 UTC, microseconds, Z."""
-    return datetime.now(UTC).strftime(ISO_FORMAT)
+    return iso_from_ms(now_ms()) if _offset["ms"] else datetime.now(UTC).strftime(ISO_FORMAT)
 
 
 def iso_from_ms(epoch_ms: int) -> str:
@@ -19,7 +37,12 @@ def iso_from_ms(epoch_ms: int) -> str:
 
 def now_ms() -> int:
     """Milliseconds since the epoch: the score of the scheduled and failed sorted sets."""
-    return time.time_ns() // 1_000_000
+    return time.time_ns() // 1_000_000 + _offset["ms"]
+
+
+def now() -> datetime:
+    """The current time as an aware datetime."""
+    return datetime.fromtimestamp(now_ms() / 1000, UTC)
 
 
 def parse_iso(text: str) -> datetime:

@@ -76,6 +76,7 @@ class Field(StrEnum):
     WORKER = "worker"
     CLAIMS = "claims"
     LOSSES = "losses"
+    LEASE_EXPIRES = "lease-expires"
     RETRIES = "retries"
     SCHEDULED_FOR = "scheduled-for"
     CANCEL_REQUESTED = "cancel-requested"
@@ -100,6 +101,7 @@ KEY_TEMPLATES = {
     "dependents": "<queue>:dependents:<id>",
     "releasing": "<queue>:releasing",
     "periodic": "<queue>:periodic",
+    "workers": "<queue>:workers",
 }
 
 ID_MAX_BYTES = 256
@@ -191,6 +193,11 @@ class Keys:
     @property
     def periodic(self) -> str:
         return f"{self.queue}:periodic"
+
+    @property
+    def workers(self) -> str:
+        """The registry of the queue's workers (SPEC.md 9.1)."""
+        return f"{self.queue}:workers"
 
     def dependents(self, task_id: str) -> str:
         return f"{self.queue}:dependents:{task_id}"

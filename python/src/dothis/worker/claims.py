@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import redis
 
-from dothis.store.connection import REDIS_OR_REPLY_ERRORS
+from dothis.store.connection import REDIS_OR_REPLY_ERRORS, redact
 from dothis.store.execute import AsyncStore
+from dothis.store.faults import describe
 from dothis.worker.lane import Lane
 
 log = logging.getLogger("dothis.worker")
@@ -75,10 +76,10 @@ class Claimer:
 
     def _log_outage(self, error: BaseException) -> None:
         if isinstance(error, redis.ResponseError):
-            log.error("cannot claim: %s (is a key of the queue of the wrong type? SPEC.md 2.1); "
-                      "retrying with backoff", error)  # fmt: skip
+            log.error("cannot claim: %s; retrying with backoff", describe(error))
         else:
-            log.warning("lost Redis at %s (%s); reconnecting with backoff", self.url, error)
+            log.warning("lost Redis at %s (%s); reconnecting with backoff", redact(self.url),
+                        error)  # fmt: skip
 
     async def _claim(self, wanted: int) -> list[tuple[Lane, bytes]]:
         """Up to ``wanted`` entries, queues in priority order; blocks in BLMOVE on the first

@@ -14,10 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from dothis.engine.flow import Flow
 from dothis.engine.followups import drain_followups, run_followups
 from dothis.store.execute import AsyncStore
 from dothis.store.replies import Recovered
+from dothis.wire.clock import now_ms
 from dothis.wire.protocol import ID_MAX_BYTES, RejectCode, State, name_problem
 from dothis.wire.records import rejection_record
 from dothis.worker.lane import Lane
@@ -67,11 +70,11 @@ class Reaper:
         now, seen = time.monotonic(), set()
         for (entry, task_id), fields in zip(valid, owners, strict=True):
             seen.add((lane.keys.queue, entry))
-            state, owner = (None, None) if isinstance(fields, BaseException) else fields[:2]
+            state, owner, _, lease = (None,) * 4 if isinstance(fields, BaseException) else fields
             owner_id = owner.decode("utf-8", "replace") if owner else ""
             if state == State.EXECUTING.value.encode() and owner_id:
                 if not name_problem(owner_id, "worker id", ID_MAX_BYTES):
-                    await self._recover(lane, entry, task_id, owner_id)
+                    await self._recover_owned(lane, entry, task_id, owner_id, lease)
                 continue
             first = self._ownerless.setdefault((lane.keys.queue, entry), now)
             if now - first >= self.lease:
@@ -90,17 +93,32 @@ class Reaper:
                 break
         return entries
 
-    async def _recover(self, lane: Lane, entry: bytes, task_id: str, owner: str) -> None:
-        alive = bool(owner) and await self.store.run(lane.ops.worker_alive(owner))
-        if alive:
+    async def _recover_owned(
+        self, lane: Lane, entry: bytes, task_id: str, owner: str, lease: bytes | None
+    ) -> None:
+        """An owned task goes back when its owner's key is gone, or (for an owner that keeps task
+        leases, SPEC.md 9.2) when its lease ran out although the owner lives."""
+        try:
+            alive, task_leases = await self.store.run(lane.ops.owner(owner))
+        except ResponseError:  # a worker key that is not a hash: it exists, so it is a lease
+            alive, task_leases = True, False
+        expired = task_leases and lease is not None and lease.isdigit() and int(lease) < now_ms()
+        if alive and not expired:
             return
+        await self._recover(lane, entry, task_id, owner, lease_rule=task_leases)
+
+    async def _recover(
+        self, lane: Lane, entry: bytes, task_id: str, owner: str, *, lease_rule: bool = False
+    ) -> None:
         outcome = await self.store.run(lane.ops.recover(
-            entry, task_id, owner, self.max_claims, lane.context.failure_ttl))  # fmt: skip
+            entry, task_id, owner, self.max_claims, lane.context.failure_ttl,
+            lease_rule=lease_rule))  # fmt: skip
         if outcome in (Recovered.REQUEUED, Recovered.FAILED):
             self._ownerless.pop((lane.keys.queue, entry), None)
         if outcome is Recovered.REQUEUED:
-            log.warning("recovered task %s from %s: back in %s", task_id,
-                        f"dead worker {owner}" if owner else "an unfinished claim",
+            source = (f"worker {owner}, whose lease on it ran out" if lease_rule
+                      else f"dead worker {owner}" if owner else "an unfinished claim")  # fmt: skip
+            log.warning("recovered task %s from %s: back in %s", task_id, source,
                         lane.keys.pending)  # fmt: skip
         elif outcome is Recovered.FAILED:
             await self.drive(run_followups(task_id, lane.ops, lane.context.failure_ttl))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import redis
 
+from dothis.errors import ReadOnlyRedis
 from dothis.store.connection import (
     REDIS_OR_REPLY_ERRORS,
     AsyncClient,
     explain,
     is_setup_error,
+    redact,
 )
 
 log = logging.getLogger("dothis.worker")
@@ -24,6 +26,12 @@ async def check_redis(client: AsyncClient, url: str) -> None:
         if isinstance(error, redis.ResponseError) and not is_setup_error(error):
             raise
         raise explain(url, error) from error
+    role = await cast(Any, client).execute_command("ROLE")
+    if role and role[0] in (b"slave", b"replica"):
+        raise ReadOnlyRedis(
+            f"Redis at {redact(url)} is a read-only replica: a worker writes, so point --url (or "
+            "DOTHIS_REDIS_URL) at the primary"
+        )
     try:
         config: dict[Any, Any] = await client.config_get("maxmemory-policy")
         persistence: dict[Any, Any] = await client.config_get("appendonly")

@@ -3,35 +3,58 @@ inline), its timeout, a cancel that stops it, and the one concurrency limit of t
 
 Every try of every queue the worker serves takes a slot of one semaphore of ``concurrency``
 slots; prefetched tasks wait for a slot, claimed and owned, but never run beyond the limit.
+
+A try that returned a value whose JSON is longer than ``max_value_bytes`` ends ``TooLarge``
+(SPEC.md 5.4) rather than in a finish that Redis would refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import suppress
 
 from dothis.engine.checks import Invocation
 from dothis.engine.flow import RunTry
-from dothis.engine.tries import Stopped, TimedOut, TryResult, run_call, run_coroutine
+from dothis.engine.tries import (
+    Stopped,
+    TimedOut,
+    TryResult,
+    run_call,
+    run_coroutine,
+    within_limit,
+)
 from dothis.store.ops import Ops
+from dothis.wire.protocol import DEFAULT_MAX_VALUE_BYTES
 from dothis.worker.pool import ProcessPool
+from dothis.worker.threads import ThreadPool
 
 CancelToken = tuple[Ops, str]
 
 
 class Tries:
+    """``pool``: the process pool, or None. ``executor``: the ``ThreadPool`` of ``pool="thread"``,
+    or None; any other executor (a ThreadPoolExecutor) only says "threads" and a ThreadPool of
+    ``concurrency`` threads is used in its place, since a thread that outlives its timeout must
+    not hold a place among them."""
+
     def __init__(
         self,
         concurrency: int,
         default_timeout: float | None,
         pool: ProcessPool | None,
-        executor: ThreadPoolExecutor | None,
+        executor: ThreadPool | Executor | None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
         self.slots = asyncio.Semaphore(concurrency)
         self.default_timeout = default_timeout
         self.pool = pool
-        self.executor = executor
+        self.threads = (
+            executor
+            if executor is None or isinstance(executor, ThreadPool)
+            else ThreadPool(concurrency)
+        )
+        self.max_value_bytes = max_value_bytes
         self.running = 0
         # Tries that may be cancelled: (the queue's ops, task id) -> set when cancel is requested.
         self.cancels: dict[CancelToken, asyncio.Event] = {}
@@ -47,11 +70,12 @@ class Tries:
             async with self.slots:
                 self.running += 1
                 try:
-                    return await self._watched(invocation, timeout, cancel)
+                    result = await self._watched(invocation, timeout, cancel)
                 finally:
                     self.running -= 1
         finally:
             self.cancels.pop(token, None)
+        return within_limit(result, self.max_value_bytes)
 
     async def _watched(
         self, invocation: Invocation, timeout: float | None, cancel: asyncio.Event
@@ -61,7 +85,7 @@ class Tries:
         await asyncio.wait({running, cancelled}, return_when=asyncio.FIRST_COMPLETED)
         cancelled.cancel()
         if not running.done():
-            running.cancel()  # a child process is killed; a thread runs on, its result ignored
+            running.cancel()  # a child process is killed; a thread is abandoned (runs on)
             with suppress(asyncio.CancelledError, TimeoutError):
                 await running
             return Stopped()
@@ -75,8 +99,7 @@ class Tries:
         if invocation.is_async:
             return await asyncio.wait_for(run_coroutine(function, args), timeout)
         if self.pool is not None:
-            return await self.pool.run(invocation.name, args, timeout)
-        if self.executor is None:  # pool "inline": on the event loop, for short functions
+            return await self.pool.run(invocation.name, args, timeout, self.max_value_bytes)
+        if self.threads is None:  # pool "inline": on the event loop, for short functions
             return run_call(function, args)
-        future = asyncio.get_running_loop().run_in_executor(self.executor, run_call, function, args)
-        return await asyncio.wait_for(future, timeout)
+        return await self.threads.run(invocation.name, function, args, timeout)

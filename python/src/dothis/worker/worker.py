@@ -18,7 +18,6 @@ import signal
 import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -27,15 +26,16 @@ from dothis.engine.flow import Flow, RunTry, drive_async
 from dothis.engine.lifecycle import Context, process
 from dothis.engine.registry import Registry, default_registry
 from dothis.engine.tries import TryResult
-from dothis.store.connection import REDIS_ERRORS, connect_async, resolve_url
+from dothis.store.connection import REDIS_ERRORS, connect_async, redact, resolve_url
 from dothis.store.execute import AsyncStore
 from dothis.store.ops import Limits, Ops
 from dothis.store.replies import Recovered
 from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Keys, check_name
-from dothis.wire.records import worker_record
+from dothis.wire.records import Claim, worker_record
 from dothis.worker.background import Background, Concern
 from dothis.worker.cancels import CancelWatcher
 from dothis.worker.claims import Claimer
+from dothis.worker.clockcheck import ClockCheck
 from dothis.worker.heartbeat import Heartbeat
 from dothis.worker.lane import Lane
 from dothis.worker.options import WorkerOptions
@@ -44,6 +44,7 @@ from dothis.worker.promoter import Promoter
 from dothis.worker.reaper import Reaper
 from dothis.worker.redis_check import check_redis
 from dothis.worker.scheduler import Scheduler
+from dothis.worker.threads import ThreadPool
 from dothis.worker.tries import Tries
 
 log = logging.getLogger("dothis.worker")
@@ -148,14 +149,14 @@ class Worker:
             pool = ProcessPool(options.concurrency, self.registry)
             if options.pool == "process":
                 pool.start()
-            executor = (ThreadPoolExecutor(options.concurrency, thread_name_prefix="dothis")
-                        if options.pool == "thread" else None)  # fmt: skip
+            executor = ThreadPool(options.concurrency) if options.pool == "thread" else None
             try:
                 self.tries = Tries(
                     options.concurrency,
                     options.timeout,
                     pool if options.pool == "process" else None,
                     executor,
+                    options.max_value_bytes,
                 )
                 with self._signals():
                     await self._serve(blocking)
@@ -180,21 +181,42 @@ class Worker:
             lanes.append(Lane(keys, ops, Context(
                 ops=ops, worker_id=self.id, registry=self.registry, limits=limits, policy=policy,
                 result_ttl=options.result_ttl, failure_ttl=options.failure_ttl,
-                stopping=self.forced.is_set)))  # fmt: skip
+                stopping=self.forced.is_set, lease_ms=options.lease_ms,
+                hold=partial(self._hold, ops), release=partial(self._release, ops))))  # fmt: skip
         return lanes
+
+    def _hold(self, ops: Ops, claim: Claim) -> None:
+        self.heartbeat.hold(ops, claim)
+
+    def _release(self, ops: Ops, claim: Claim) -> None:
+        self.heartbeat.release(ops, claim.task_id)
+
+    def _lost(self, ops: Ops, claim: Claim) -> None:
+        """The heartbeat found a held task taken away (recovered elsewhere): stop its try."""
+        log.warning("task %s is no longer this worker's (its lease ran out and it was recovered); "
+                    "stopping its try", claim.task_id)  # fmt: skip
+        cancel = self.tries.cancels.get((ops, claim.task_id))
+        if cancel is not None:
+            cancel.set()
 
     async def _serve(self, blocking: AsyncStore) -> None:
         options = self.options
+        loop = asyncio.get_running_loop()
         self.lanes = self._lanes()
-        fields = worker_record(self.id, self.queues, self.registry.names(), options.concurrency)
-        heartbeat = Heartbeat(self.store, self.lanes, self.id, fields, options.lease_ms,
-                              options.heartbeat_ms)  # fmt: skip
-        await heartbeat.register()
+        fields = {**worker_record(self.id, self.queues, self.registry.names(),
+                                  options.concurrency), "leases": "task"}  # fmt: skip
+        heartbeat = self.heartbeat = Heartbeat(
+            self.url, self.lanes, self.id, fields, options.lease_ms, options.heartbeat_ms
+        )
+        await ClockCheck(self.store).tick()  # before any time is written
+        await loop.run_in_executor(None, heartbeat.register)
+        heartbeat.start(loop, self._lost)
         log.info("worker %s serving %s on %s (%s pool, concurrency %d) with %d function(s): %s",
-                 self.id, ", ".join(self.queues), self.url, options.pool, options.concurrency,
+                 self.id, ", ".join(self.queues), redact(self.url), options.pool,
+                 options.concurrency,
                  len(self.registry), ", ".join(self.registry.names()))  # fmt: skip
         concerns: list[Concern] = [
-            heartbeat,
+            ClockCheck(self.store),
             Reaper(self.store, self.lanes, self._drive, self.id, options.lease_ms,
                    options.reap_ms, options.max_claims),
             Promoter(self.store, self.lanes, options.schedule_ms),
@@ -213,8 +235,9 @@ class Worker:
             await self._drain()
         finally:
             await background.stop()
+            heartbeat.stop()  # no lease renewed from here: a give-back is not raced
             await self._give_back()
-            await heartbeat.leave()
+            await loop.run_in_executor(None, heartbeat.leave)
             log.info("worker %s stopped after %d task(s)", self.id, self.processed)
 
     # -- one task -----------------------------------------------------------------------------
@@ -233,7 +256,10 @@ class Worker:
         return await self.tries.run(ops, request)
 
     def _done(self, job: asyncio.Task[Any]) -> None:
-        self._running.pop(job, None)
+        lane, entry = self._running.pop(job, (None, b""))
+        task_id = lane.keys.parse_entry(entry)[0] if lane is not None else None
+        if lane is not None and task_id is not None:  # however its handling ended
+            self.heartbeat.release(lane.ops, task_id)
         self.claimer.release()
         if self._wakeup is not None:
             self._wakeup.set()
@@ -269,7 +295,7 @@ class Worker:
         not counted as a loss)."""
         if not self._running:
             return
-        for lane in self.lanes:  # no lease any more: a give-back is not raced by our heartbeat
+        for lane in self.lanes:  # no lease any more: recover.lua sees the owner gone
             await self.store.run(lane.ops.leave(self.id))
         for job, (lane, entry) in list(self._running.items()):
             job.cancel()
