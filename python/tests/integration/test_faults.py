@@ -32,3 +32,15 @@ def test_a_worker_pointed_at_a_replica_says_so(redis_server, queue_name) -> None
 )  # fmt: skip
 def test_redis_refusals_are_described(reply: str, meaning: str) -> None:
     assert meaning in describe(redis.ResponseError(reply))
+
+
+@pytest.mark.parametrize(
+    ("error", "meaning"),
+    [(redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+      "read-only replica"),
+     (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+      "out of memory")],
+)  # fmt: skip
+def test_redis_py_error_classes_are_described(error: Exception, meaning: str) -> None:
+    """redis-py drops the READONLY / OOM code from these messages; the class tells."""
+    assert meaning in describe(error)

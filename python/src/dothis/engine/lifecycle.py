@@ -39,6 +39,7 @@ from dothis.wire.records import Claim, Ending, Failure, NextTry, rejection_recor
 log = logging.getLogger("dothis.worker")
 
 RECORD_TRIES = 60
+FIRST_DELAY = 0.1
 
 
 @dataclass
@@ -198,13 +199,16 @@ def record(
 def _write(request: ScriptCall[Any], task_id: str) -> Flow[Any]:
     """Send the outcome's script call, retried through outages and refusals for about two
     minutes (SPEC.md 9.3); None when it gave up."""
-    delay = 0.1
+    delay = FIRST_DELAY
     for _ in range(RECORD_TRIES):
         try:
             written = yield request
             break
         except REDIS_OR_REPLY_ERRORS as error:  # a refusal (a key of the wrong type, OOM) too
-            log.warning("cannot record the outcome of %s: %s; retrying", task_id, describe(error))
+            # One line per task and fault, not one per retry.
+            level = logging.WARNING if delay == FIRST_DELAY else logging.DEBUG
+            log.log(level, "cannot record the outcome of %s: %s; retrying", task_id,
+                    describe(error))  # fmt: skip
             yield Sleep(delay)
             delay = min(delay * 2, 2.0)
     else:

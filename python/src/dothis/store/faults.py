@@ -6,6 +6,16 @@ task for it.
 
 from __future__ import annotations
 
+from redis import exceptions
+
+# redis-py turns some replies into classes of their own and drops the code from the message.
+_BY_CLASS: tuple[tuple[type[Exception], str], ...] = (
+    (exceptions.ReadOnlyError, "READONLY"),
+    (exceptions.OutOfMemoryError, "OOM"),
+    (exceptions.BusyLoadingError, "LOADING"),
+    (exceptions.NoPermissionError, "NOPERM"),
+)
+
 FAULTS = (
     ("READONLY", "Redis is a read-only replica (a failover, or the URL names a replica): point the "
                  "URL at the primary"),
@@ -24,6 +34,9 @@ FAULTS = (
 def describe(error: BaseException) -> str:
     """What a Redis error means and what to do, in one line."""
     text = str(error)
+    for kind, code in _BY_CLASS:
+        if isinstance(error, kind) and not text.startswith(code):
+            text = f"{code} {text}"
     for prefix, meaning in FAULTS:
         if text.startswith(prefix) or text.startswith(f"Error {prefix}") or f" {prefix} " in text:
             return f"{meaning} ({text[:120]})"

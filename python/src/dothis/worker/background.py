@@ -8,7 +8,10 @@ import logging
 import random
 from typing import Protocol
 
+from redis.exceptions import ResponseError
+
 from dothis.store.connection import REDIS_ERRORS
+from dothis.store.faults import describe
 
 log = logging.getLogger("dothis.worker")
 
@@ -52,6 +55,8 @@ class Background:
                 await concern.tick()
             except REDIS_ERRORS as error:
                 log.debug("%s failed (%s); retrying", concern.name, error)
+            except ResponseError as error:  # a Redis fault (READONLY, OOM...): one line, no trace
+                log.warning("%s failed: %s; retrying", concern.name, describe(error))
             except Exception:
                 log.exception("%s failed; retrying", concern.name)
             # A cancel that arrived during the tick may surface as a connection error from the

@@ -49,6 +49,7 @@ class Heartbeat:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_lost: Lost = lambda ops, claim: None
         self._loop_seen = time.monotonic()
+        self._posted: float | None = None
         self._blocked_since: float | None = None
 
     # -- held tasks (called from the event loop) ----------------------------------------------
@@ -131,22 +132,27 @@ class Heartbeat:
                     self._loop.call_soon_threadsafe(self._on_lost, ops, claim)
 
     def _watch_loop(self) -> None:
-        """Warn once per stall when the event loop has not run a callback for over a beat."""
+        """Warn once per stall when the event loop has not run the callback posted at the last
+        beat for over two beats (the beat's own wait on Redis does not count)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         now = time.monotonic()
-        stalled = now - self._loop_seen
+        posted = self._posted
+        stalled = now - posted if posted is not None and self._loop_seen < posted else 0.0
         if stalled > 2 * self.period:
             if self._blocked_since is None:
-                self._blocked_since = self._loop_seen
+                self._blocked_since = posted
                 log.warning("the event loop has not run for %.1f s: a task is blocking it (an "
                             "async def that calls blocking code?); task leases are kept from "
                             "the heartbeat thread", stalled)  # fmt: skip
-        elif self._blocked_since is not None:
+            return  # the posted callback is still waiting: do not post another
+        if self._blocked_since is not None:
             log.warning("the event loop ran again after %.1f s", now - self._blocked_since)
             self._blocked_since = None
-        loop.call_soon_threadsafe(self._seen)
+        if posted is None or self._loop_seen >= posted:
+            self._posted = time.monotonic()
+            loop.call_soon_threadsafe(self._seen)
 
     def _seen(self) -> None:
         self._loop_seen = time.monotonic()
