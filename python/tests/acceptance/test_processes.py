@@ -39,8 +39,8 @@ def test_seed_transcript_verbatim(redis_server, r: redis.Redis) -> None:
         redis_cli(port, "HSET", key, "state", "pending")
         redis_cli(port, "HSET", key, "args", '{ "text": "ooh yeeah" }')
         redis_cli(port, "LPUSH", "dothis:pending", SEED_ID)
-        message = pubsub.get_message(timeout=10)
-        assert message is not None and message["data"] == key.encode()
+        wait_until(lambda: (pubsub.get_message(timeout=0.1) or {}).get("data") == key.encode(),
+                   timeout=10)  # fmt: skip
         assert redis_cli(port, "--no-raw", "HMGET", key, "result", "result-value") == (
             '1) "successful"\n2) "\\"ooh yeeah\\""\n'
         )

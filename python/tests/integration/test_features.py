@@ -218,6 +218,7 @@ def test_the_task_decorator(url, queue_name, r, monkeypatch, start_worker) -> No
     start_worker()
     assert other.wait(timeout=10) == 2
     assert taskfns.add_later(2, 2) == 4  # still a plain function
+    task.queue.delete()  # the shared "dothis" queue: leave nothing for the tests that use it
 
 
 def test_the_retask_api(url, queue_name, redis_server) -> None:
