@@ -45,16 +45,20 @@ def _encode_args(args: Mapping[str, Any]) -> str:
         raise InvalidArguments(
             f"args must be a mapping of names to values, not {type(args).__name__}"
         )
-    for name, value in args.items():
+    for name in args:
         if not isinstance(name, str):
             raise InvalidArguments(f"argument name {name!r} is not a string")
-        try:
-            codec.encode(value)
-        except (TypeError, ValueError) as error:
-            raise InvalidArguments(f"argument {name!r} has no JSON form: {error}") from error
     # args.schema.json asks for a JSON object and nothing more (a unit test holds it to that), so
-    # the checks above are the whole schema; jsonschema is not imported (it takes seconds).
-    return codec.encode(dict(args))
+    # these checks are the whole schema; jsonschema is not imported (it takes seconds).
+    try:
+        return codec.encode(dict(args))  # once: the value of each argument is encoded here
+    except (TypeError, ValueError):
+        for name, value in args.items():  # only on failure: name the argument at fault
+            try:
+                codec.encode(value)
+            except (TypeError, ValueError) as error:
+                raise InvalidArguments(f"argument {name!r} has no JSON form: {error}") from error
+        raise
 
 
 class Queue(Inspection):

@@ -121,10 +121,6 @@ def _database(url: str) -> str:
         return "?"
 
 
-def unreachable(url: str, error: BaseException) -> DothisError:
-    return explain(url, error)
-
-
 def _options(blocking_seconds: float | None) -> dict[str, Any]:
     # A blocking connection waits up to its block time plus a margin; others fail after 10 s.
     timeout = COMMAND_TIMEOUT if blocking_seconds is None else blocking_seconds + COMMAND_TIMEOUT

@@ -15,7 +15,7 @@ from typing import Any, cast
 import redis.asyncio.client
 import redis.client
 
-from dothis.store.connection import AsyncClient, SyncClient
+from dothis.store.connection import SyncClient
 from dothis.wire.clock import now_iso, now_ms
 
 Pipe = redis.client.Pipeline | redis.asyncio.client.Pipeline
@@ -87,31 +87,3 @@ def leave(client: SyncClient, key: str, listing: Listing) -> None:
     pipe = client.pipeline(transaction=True)
     _leave(pipe, key, listing)
     pipe.execute()
-
-
-async def register_async(
-    client: AsyncClient,
-    key: str,
-    fields: Mapping[str, str],
-    lease_ms: int,
-    listing: Listing | None = None,
-) -> None:
-    pipe = client.pipeline(transaction=True)
-    _register(pipe, key, fields, lease_ms, listing)
-    await pipe.execute()
-
-
-async def heartbeat_async(
-    client: AsyncClient, key: str, lease_ms: int, listing: Listing | None = None
-) -> bool:
-    """Renew the lease; False when the key had expired (the caller registers again)."""
-    pipe = client.pipeline(transaction=True)
-    _beat(pipe, key, lease_ms, listing)
-    added = (await pipe.execute())[0]
-    return not added
-
-
-async def leave_async(client: AsyncClient, key: str, listing: Listing) -> None:
-    pipe = client.pipeline(transaction=True)
-    _leave(pipe, key, listing)
-    await pipe.execute()

@@ -282,9 +282,6 @@ class Ops:
     def executing_page(self, start: int, count: int) -> Command[list[bytes]]:
         return Command(("LRANGE", self.keys.executing, start, start + count - 1), list)
 
-    def worker_alive(self, worker: str) -> Command[bool]:
-        return Command(("EXISTS", self.keys.worker(worker)), bool)
-
     def due_entries(self, now: int, limit: int) -> Command[list[bytes]]:
         return Command(("ZRANGEBYSCORE", self.keys.scheduled, "-inf", now, "LIMIT", 0, limit), list)
 

@@ -62,10 +62,6 @@ class Heartbeat:
         with self._lock:
             self._held.pop((ops.keys.queue, task_id), None)
 
-    def held(self) -> int:
-        with self._lock:
-            return len(self._held)
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _listing(self, lane: Lane) -> leases.Listing:
