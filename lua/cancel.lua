@@ -6,6 +6,8 @@
 -- KEYS[4]  <queue>:failed             the failed registry
 -- KEYS[5]  <queue>:dependents:<id>    ids of tasks waiting for this one
 -- KEYS[6]  <queue>:releasing          ids whose follow-ups are due
+-- KEYS[7]  <queue>:waiting            the index of waiting tasks (optional): a cancelled waiting
+--          task leaves it
 -- ARGV[1]  the task id
 -- ARGV[2]  now, ISO-8601 UTC
 -- ARGV[3]  now, ms since the epoch
@@ -24,7 +26,7 @@
 --         -1  no such task hash.
 -- Events:  PUBLISH ARGV[4] ARGV[5] when it returns 1.
 -- Plain commands: TYPE KEYS[1]; HGET KEYS[1] state; [HSET KEYS[1] cancel-requested ARGV[2]];
---   LREM KEYS[2] 0 ARGV[1]; LREM KEYS[2] 0 ARGV[5]; ZREM KEYS[3] ARGV[1];
+--   LREM KEYS[2] 0 ARGV[1]; LREM KEYS[2] 0 ARGV[5]; ZREM KEYS[3] ARGV[1]; [ZREM KEYS[7] ARGV[1]];
 --   then the ending (lib/ending.lua): HSET KEYS[1] state finished result cancelled
 --   error-code cancelled error-reason ... error-exception '' finished-created ARGV[2];
 --   HDEL KEYS[1] waiting-for lease-expires; ZADD KEYS[4] ARGV[3] ARGV[1]; EXISTS KEYS[5];
@@ -101,6 +103,9 @@ end
 redis.call('LREM', KEYS[2], 0, ARGV[1])
 redis.call('LREM', KEYS[2], 0, ARGV[5])
 redis.call('ZREM', KEYS[3], ARGV[1])
+if KEYS[7] then
+  redis.call('ZREM', KEYS[7], ARGV[1])
+end
 end_task({
   task = KEYS[1], id = ARGV[1], succeeded = false,
   fields = {'state', 'finished', 'result', 'cancelled', 'error-code', 'cancelled',

@@ -6,9 +6,12 @@
 -- KEYS[4]  <queue>:failed                  the failed registry
 -- KEYS[5]  <queue>:dependents:<child>      the child's own dependents set
 -- KEYS[6]  <queue>:releasing               ids whose follow-ups are due
+-- KEYS[7]  <queue>:waiting                 the index of waiting tasks (optional): the child leaves
+--          it when it returns 1 or 3
 -- ARGV[1]  the child id
 -- ARGV[2]  the parent id
--- ARGV[3]  the parent's result (successful, failed, cancelled, expired)
+-- ARGV[3]  the parent's result (successful, failed, cancelled, expired), or 'vanished' when
+--          the parent's hash is gone (SPEC.md 5.13): the child fails as for a failed parent
 -- ARGV[4]  now, ISO-8601 UTC
 -- ARGV[5]  now, ms since the epoch
 -- ARGV[6]  the results channel, <queue>:results
@@ -26,7 +29,7 @@
 -- Events:  PUBLISH ARGV[6] ARGV[7] when it returns 3.
 -- Plain commands: SREM KEYS[3] ARGV[1]; TYPE KEYS[1]; HGET KEYS[1] state;
 --   HINCRBY KEYS[1] waiting-for -1; [HSET KEYS[1] state pending; HDEL KEYS[1] waiting-for;
---   LPUSH KEYS[2] ARGV[1]]; or the ending (lib/ending.lua): HSET KEYS[1] state finished
+--   LPUSH KEYS[2] ARGV[1]; ZREM KEYS[7] ARGV[1]]; or ZREM KEYS[7] ARGV[1] and the ending (lib/ending.lua): HSET KEYS[1] state finished
 --   result failed error-code dependency-failed error-reason ... error-exception ''
 --   finished-created ARGV[4]; HDEL KEYS[1] waiting-for lease-expires; ZADD KEYS[4] ARGV[5] ARGV[1];
 --   EXISTS KEYS[5]; HEXISTS KEYS[1] on-failure; [SADD KEYS[6] ARGV[1]];
@@ -101,12 +104,22 @@ if ARGV[3] == 'successful' then
   redis.call('HSET', KEYS[1], 'state', 'pending')
   redis.call('HDEL', KEYS[1], 'waiting-for')
   redis.call('LPUSH', KEYS[2], ARGV[1])
+  if KEYS[7] then
+    redis.call('ZREM', KEYS[7], ARGV[1])
+  end
   return 1
+end
+if KEYS[7] then
+  redis.call('ZREM', KEYS[7], ARGV[1])
+end
+local reason = 'task ' .. ARGV[2] .. ' it depends on ended as ' .. ARGV[3]
+if ARGV[3] == 'vanished' then
+  reason = 'task ' .. ARGV[2] .. ' it depends on vanished: its hash is gone'
 end
 end_task({
   task = KEYS[1], id = ARGV[1], succeeded = false,
   fields = {'state', 'finished', 'result', 'failed', 'error-code', 'dependency-failed',
-    'error-reason', 'task ' .. ARGV[2] .. ' it depends on ended as ' .. ARGV[3],
+    'error-reason', reason,
     'error-exception', '', 'finished-created', ARGV[4]},
   registry = KEYS[4], score = ARGV[5],
   dependents = KEYS[5], releasing = KEYS[6], default = ARGV[8],

@@ -210,8 +210,9 @@ class CaseRun:
         return params
 
     def do_enqueue(self, step: dict[str, Any]) -> None:
+        trace = {name: step[name] for name in ("traceparent", "tracestate") if name in step}
         response = self.call(self.need_producer(), "enqueue", step, url=self.url, queue=self.queue,
-                             **self.task_params(step["enqueue"]))
+                             **self.task_params(step["enqueue"]), **trace)
         if response is not None:
             task_id = response.get("task_id")
             if not isinstance(task_id, str):

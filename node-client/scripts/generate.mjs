@@ -37,6 +37,7 @@ export const PROTOCOL = ${literal(data)} as const;
 
 export const PROTOCOL_VERSION = PROTOCOL.protocol;
 export const KEY_TEMPLATES = PROTOCOL.keys;
+export const SHARED_KEYS = PROTOCOL['shared-keys'];
 export const STATES = PROTOCOL.states;
 export const OUTCOMES = PROTOCOL.outcomes;
 export const FIELDS = ${literal(Object.keys(data.fields))} as const;

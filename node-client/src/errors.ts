@@ -107,8 +107,8 @@ export class WaitTimeoutError extends DothisError {
   readonly id: string;
   readonly timeout: number;
 
-  constructor(id: string, timeout: number) {
-    super(`task ${JSON.stringify(id)} did not finish within ${timeout} ms`, 'wait-timeout');
+  constructor(id: string, timeout: number, what = 'did not finish') {
+    super(`task ${JSON.stringify(id)} ${what} within ${timeout} ms`, 'wait-timeout');
     this.id = id;
     this.timeout = timeout;
   }

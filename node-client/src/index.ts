@@ -4,7 +4,9 @@
  */
 export { Queue, type EnqueueOptions, type PageOptions, type QueueOptions, type TaskSpec } from './queue.js';
 export type { TaskRef } from './options.js';
-export { Task, type CancelResult, type TaskInfo, type TaskResult, type TaskState, type WaitOptions } from './task.js';
+export {
+  Task, type CancelResult, type Progress, type TaskInfo, type TaskResult, type TaskState, type WaitOptions,
+} from './task.js';
 export {
   AuthenticationFailedError, ConnectionFailedError, DependencyError, DothisError, InvalidArgumentsError, InvalidUrlError,
   MalformedResultError, QueueClosedError, TaskExistsError, TaskFailedError, TaskNotFoundError, WaitTimeoutError,

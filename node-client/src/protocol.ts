@@ -3,7 +3,7 @@ import { KEY_TEMPLATES } from './generated/protocol.js';
 
 export {
   DEFAULTS, ERROR_CODES, FIELDS, KEY_TEMPLATES, LIMITS, OUTCOMES, PROTOCOL, PROTOCOL_VERSION,
-  REJECT_CODES, SCRIPT_NAMES, STATES,
+  REJECT_CODES, SCRIPT_NAMES, SHARED_KEYS, STATES,
 } from './generated/protocol.js';
 export type { ErrorCode, Field, Outcome, RejectCode, State } from './generated/protocol.js';
 
@@ -31,3 +31,5 @@ export const failedKey = (queue: string): string => buildKey('failed', { queue }
 export const succeededKey = (queue: string): string => buildKey('succeeded', { queue });
 export const dependentsKey = (queue: string, id: string): string => buildKey('dependents', { queue, id });
 export const releasingKey = (queue: string): string => buildKey('releasing', { queue });
+export const waitingKey = (queue: string): string => buildKey('waiting', { queue });
+export const progressChannel = (queue: string): string => buildKey('progress', { queue });

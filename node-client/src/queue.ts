@@ -1,19 +1,24 @@
 /** The producer: a Queue enqueues tasks and hands out Task handles to read and wait on them. */
 import { randomUUID } from 'node:crypto';
 
-import type { ChainableCommander, Redis } from 'ioredis';
+import { ReplyError, type ChainableCommander, type Redis } from 'ioredis';
 
+import { Clock } from './clock.js';
 import { DEFAULT_URL, Link } from './connection.js';
-import { DependencyError, InvalidArgumentsError, QueueClosedError, TaskExistsError, TaskNotFoundError } from './errors.js';
+import {
+  DependencyError, InvalidArgumentsError, QueueClosedError, TaskExistsError, TaskNotFoundError, WaitTimeoutError,
+} from './errors.js';
 import { SCRIPT_MANIFEST } from './generated/manifest.js';
 import { SCRIPTS } from './generated/scripts.js';
 import { planOptions, type EnqueueOptions } from './options.js';
 import {
-  dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, succeededKey, taskKey,
+  dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, SHARED_KEYS, succeededKey, taskKey,
+  progressChannel, waitingKey,
 } from './protocol.js';
-import { Task, type CancelResult, type TaskSource, type WaitOptions } from './task.js';
-import { formatMicros, nowMicros } from './time.js';
+import { parseProgress, Task, type CancelResult, type Progress, type TaskSource, type WaitOptions } from './task.js';
+import { formatMicros } from './time.js';
 import { checkFunctionName, checkId, checkQueueName, checkTaskHash, describe, serializeArgs, type Args } from './validate.js';
+import { traceFields } from './tracing.js';
 import { ResultWaits } from './waits.js';
 
 export interface QueueOptions {
@@ -87,7 +92,7 @@ const runEnqueue = (target: Redis | ChainableCommander, task: Prepared): Promise
  */
 export function cancelCall(queue: string, id: string, key: string, now: bigint): { keys: string[]; argv: string[] } {
   return {
-    keys: [key, pendingKey(queue), scheduledKey(queue), failedKey(queue), dependentsKey(queue, id), releasingKey(queue)],
+    keys: [key, pendingKey(queue), scheduledKey(queue), failedKey(queue), dependentsKey(queue, id), releasingKey(queue), waitingKey(queue)],
     argv: [id, formatMicros(now), String(now / 1000n), resultsChannel(queue), key, '0'],
   };
 }
@@ -108,11 +113,14 @@ export class Queue {
   /** The Redis URL, password masked. */
   readonly url: string;
   private readonly link: Link;
+  /** This machine's offset to the Redis clock (SPEC.md 9.8): every time the queue writes is on Redis's clock. */
+  private readonly clock: Clock;
   private readonly options: Required<QueueOptions>;
   private readonly source: TaskSource;
   private waits: { link: Link; results: ResultWaits } | undefined;
   private closed = false;
   private readonly taskPrefix: string;
+  private listed: Promise<void> | undefined;
 
   constructor(name: string, options: QueueOptions = {}) {
     this.name = checkQueueName(name);
@@ -124,8 +132,10 @@ export class Queue {
     this.options = { url, connectTimeout };
     this.link = new Link({ url, connectTimeout, connectionName: 'dothis-producer' });
     this.link.redis.defineCommand(ENQUEUE_COMMAND, { lua: SCRIPTS.enqueue });
-    this.link.redis.defineCommand(CANCEL_COMMAND, { numberOfKeys: SCRIPT_MANIFEST.cancel.counts.keys, lua: SCRIPTS.cancel });
+    this.link.redis.defineCommand(CANCEL_COMMAND, { numberOfKeys: SCRIPT_MANIFEST.cancel.counts.keys + SCRIPT_MANIFEST.cancel.counts.optionalKeys, lua: SCRIPTS.cancel });
     this.url = this.link.url;
+    this.clock = new Clock({ run: (command) => this.link.run(command), url: this.url });
+    this.link.redis.on('ready', () => { this.clock.reconnected(); });
     this.taskPrefix = taskKey(this.name, '');
     this.source = {
       name: this.name,
@@ -133,6 +143,7 @@ export class Queue {
       readHash: (key) => this.readHash(key),
       wait: (id, key, waitOptions) => this.wait(id, key, waitOptions),
       cancel: (id, key) => this.cancel(id, key),
+      waitProgress: (id, key, timeout) => this.waitProgress(id, key, timeout),
     };
   }
 
@@ -145,7 +156,7 @@ export class Queue {
    */
   async enqueue(fn: string, args: Args = {}, options: EnqueueOptions = {}): Promise<Task> {
     this.assertOpen();
-    const task = this.prepare(fn, args, options);
+    const task = await this.onRedisClock((now) => this.prepare(fn, args, options, now));
     const reply = await this.link.run((redis) => runEnqueue(redis, task));
     if (reply !== 1) throw await this.refusal(task, reply);
     return new Task(this.source, task.id, task.key);
@@ -158,18 +169,19 @@ export class Queue {
    */
   async enqueueMany(specs: Iterable<TaskSpec>): Promise<Task[]> {
     this.assertOpen();
-    const prepared = [...specs].map((spec, index) => {
+    const list = [...specs];
+    const prepared = await this.onRedisClock((now) => list.map((spec, index) => {
       if ((spec as unknown) === null || typeof spec !== 'object') {
         throw new InvalidArgumentsError(`tasks[${index}]`, 'must be an object { fn, args?, ...options }');
       }
       try {
         const { fn, args, ...options } = spec;
-        return this.prepare(fn, args ?? {}, options);
+        return this.prepare(fn, args ?? {}, options, now);
       } catch (error) {
         if (error instanceof InvalidArgumentsError) throw new InvalidArgumentsError(`tasks[${index}].${error.field}`, error.problem);
         throw error;
       }
-    });
+    }));
     const chunks: Prepared[][] = [];
     for (let start = 0; start < prepared.length; start += BATCH) chunks.push(prepared.slice(start, start + BATCH));
     const replies = (await mapLimited(chunks, WINDOW, (chunk) => this.link.run(async (redis) => {
@@ -274,7 +286,33 @@ export class Queue {
     return this.link.run((redis) => redis.zrevrange(key, start, start + count - 1));
   }
 
-  private prepare(fn: unknown, args: unknown, options: unknown): Prepared {
+  /**
+   * `prepare(now)` at the current time on the Redis clock. Before the connection's offset is known,
+   * the input is first checked at this machine's time, so invalid input is refused without a round
+   * trip; then the offset is measured (one TIME) and the input prepared again on the Redis clock.
+   */
+  private async onRedisClock<T>(prepare: (now: bigint) => T): Promise<T> {
+    if (this.clock.measured) return prepare(this.clock.now());
+    prepare(this.clock.now());
+    const now = await this.clock.read();
+    await this.listQueue(now);
+    return prepare(now);
+  }
+
+  /**
+   * Lists the queue in the registry of queues (SPEC.md 2.3), once per queue object, so that tools
+   * find it without KEYS or SCAN. Informative: a refused write (an ACL user without access) is ignored.
+   */
+  private listQueue(now: bigint): Promise<void> {
+    this.listed ??= this.link.run((redis) => redis.zadd(SHARED_KEYS.queues, String(now / 1000n), this.name))
+      .then(() => undefined, (error: unknown) => {
+        if (!(error instanceof ReplyError)) this.listed = undefined; // a lost connection: try again next time
+      });
+    return this.listed;
+  }
+
+  /** The enqueue.lua call of one task; `now` (microseconds on the Redis clock) is its pending-created. */
+  private prepare(fn: unknown, args: unknown, options: unknown, now: bigint): Prepared {
     const name = checkFunctionName(fn);
     const id: unknown = options !== null && typeof options === 'object' ? (options as EnqueueOptions).id : undefined;
     const taskId = id === undefined ? randomUUID() : checkId(id);
@@ -283,14 +321,15 @@ export class Queue {
         'form of another id (SPEC.md 1.3, 2.2); pass the bare id');
     }
     const argsJson = serializeArgs(args);
-    const now = nowMicros();
     const plan = planOptions(options, taskId, this.name, this.taskPrefix, now);
     const base: [string, string][] = [['function', name], ['state', 'pending'], ['args', argsJson], ['pending-created', formatMicros(now)]];
-    const fields = [...base, ...plan.fields];
+    const fields = [...base, ...plan.fields, ...traceFields()];
     checkTaskHash(Object.fromEntries(fields));
     const key = taskKey(this.name, taskId);
     const keys = [key, pendingKey(this.name), scheduledKey(this.name)];
     for (const parent of plan.parents) keys.push(taskKey(this.name, parent), dependentsKey(this.name, parent));
+    // A task that waits joins the index of waiting tasks (SPEC.md 5.1, 5.13).
+    if (plan.parents.length > 0) keys.push(waitingKey(this.name));
     return {
       id: taskId,
       key,
@@ -328,10 +367,33 @@ export class Queue {
     return new DependencyError(task.id, reason, parentId);
   }
 
+  /** The next progress report of a task: a subscription of its own to <queue>:progress, for this wait. */
+  private async waitProgress(id: string, key: string, timeout: number): Promise<Progress> {
+    this.assertOpen();
+    const link = new Link({ ...this.options, connectionName: 'dothis-progress' });
+    let timer: NodeJS.Timeout | undefined;
+    let wake: (() => void) | undefined;
+    link.redis.on('message', (_channel: string, message: string) => { if (message === key) wake?.(); });
+    try {
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => { reject(new WaitTimeoutError(id, timeout, 'reported no progress')); }, timeout);
+      });
+      await Promise.race([link.run((redis) => redis.subscribe(progressChannel(this.name))), expired]);
+      for (;;) {
+        await Promise.race([new Promise<void>((resolve) => { wake = resolve; }), expired]);
+        const report = parseProgress((await this.readFields(key, ['progress']))?.[0]);
+        if (report !== null) return report;
+      }
+    } finally {
+      clearTimeout(timer);
+      link.redis.disconnect();
+    }
+  }
+
   /** Runs cancel.lua for the task (SPEC.md 5.14). */
   private async cancel(id: string, key: string): Promise<CancelResult> {
     this.assertOpen();
-    const { keys, argv } = cancelCall(this.name, id, key, nowMicros());
+    const { keys, argv } = cancelCall(this.name, id, key, await this.clock.read());
     const reply = await this.link.run((redis) => scriptVia(redis, CANCEL_COMMAND)(...keys, ...argv));
     if (reply === -1) throw new TaskNotFoundError(id, this.name);
     const result = CANCEL_RESULTS[reply];

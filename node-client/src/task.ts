@@ -1,5 +1,5 @@
 /** Task handles and reading a task hash back: state, outcome and value. */
-import { MalformedResultError, TaskFailedError } from './errors.js';
+import { InvalidArgumentsError, MalformedResultError, TaskFailedError } from './errors.js';
 import type { Outcome, State } from './protocol.js';
 
 /** A task's state: one of the protocol's states, or whatever unexpected text the hash holds. */
@@ -56,6 +56,8 @@ export interface TaskInfo {
   scheduledFor: string | null;
   /** When a cancel was asked for while it ran (cancel-requested). */
   cancelRequested: string | null;
+  /** The last progress report (SPEC.md 5.16), or null. */
+  progress: Progress | null;
   /**
    * Seconds from the last claim to the finish (finished-created minus executing-created), with
    * microseconds; null unless the task has finished after being claimed.
@@ -82,6 +84,30 @@ export interface TaskSource {
   readHash(key: string): Promise<Record<string, string> | null>;
   wait(id: string, key: string, options: WaitOptions): Promise<unknown>;
   cancel(id: string, key: string): Promise<CancelResult>;
+  waitProgress(id: string, key: string, timeoutMs: number): Promise<Progress>;
+}
+
+/** A running task's last progress report (SPEC.md 5.16): the hash's progress field. */
+export interface Progress {
+  /** From 0 to 1. */
+  fraction: number;
+  message?: string;
+  /** When it was reported: an ISO-8601 UTC timestamp. */
+  updated: string;
+}
+
+/** The progress field parsed, or null when absent or not a JSON object with a numeric fraction. */
+export function parseProgress(text: string | null | undefined): Progress | null {
+  if (text === null || text === undefined) return null;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed !== null && typeof parsed === 'object' && typeof (parsed as Progress).fraction === 'number') {
+      return parsed as Progress;
+    }
+  } catch {
+    // a value that does not parse is ignored (SPEC.md 3.1)
+  }
+  return null;
 }
 
 function parseValue(id: string, text: string | null): unknown {
@@ -209,6 +235,7 @@ export class Task {
       description: nullable(fields.description),
       scheduledFor: nullable(fields['scheduled-for']),
       cancelRequested: nullable(fields['cancel-requested']),
+      progress: parseProgress(fields.progress),
       timeTaken: timeTaken(fields),
       fields,
     };
@@ -232,5 +259,23 @@ export class Task {
    */
   async cancel(): Promise<CancelResult> {
     return this.source.cancel(this.id, this.key);
+  }
+
+  /** The last progress the task reported (SPEC.md 5.16), or null: none yet, or no such task. */
+  async progress(): Promise<Progress | null> {
+    const values = await this.source.readFields(this.key, ['progress']);
+    return values === null ? null : parseProgress(values[0]);
+  }
+
+  /**
+   * Resolves with the next progress report after the call (a message on <queue>:progress);
+   * rejects with WaitTimeoutError after `timeout` ms (default 30000).
+   */
+  async waitProgress(options: { timeout?: number } = {}): Promise<Progress> {
+    const timeout = options.timeout ?? 30_000;
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      throw new InvalidArgumentsError('timeout', `must be a positive number of milliseconds, got ${String(timeout)}`);
+    }
+    return this.source.waitProgress(this.id, this.key, timeout);
   }
 }

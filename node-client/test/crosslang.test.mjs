@@ -44,6 +44,16 @@ describe('Node producer, Python worker', { skip }, () => {
     assert.ok(info.pendingCreated <= info.executingCreated && info.executingCreated <= info.finishedCreated);
   });
 
+  test('progress reported by a Python task: read, waited for, kept after the end', async () => {
+    const task = await queue.enqueue('report_progress', { fractions: [0.3, 1], seconds: 0.3 });
+    const first = await task.waitProgress({ timeout: 20000 });
+    assert.ok([0.3, 1].includes(first.fraction), JSON.stringify(first));
+    assert.match(first.updated, STAMP);
+    assert.equal(await task.wait({ timeout: 20000 }), 2, worker.log());
+    assert.deepEqual(await task.progress(), { fraction: 1, message: 'step 2', updated: (await task.info()).progress.updated });
+    await assert.rejects(task.waitProgress({ timeout: 200 }), (error) => error.code === 'wait-timeout' && /no progress/.test(error.message));
+  });
+
   test('values of every JSON type round-trip', async () => {
     const values = [null, 0, false, '', 'ünï😀', [1, [2, { a: null }]], { nested: { deep: true } }, 1.5, -7];
     const tasks = await queue.enqueueMany(values.map((text) => ({ fn: 'echo', args: { text } })));

@@ -157,9 +157,11 @@ describe('the script manifest (schema/scripts.json) agrees with the bundled Lua'
     const keys = slots('KEYS');
     const args = slots('ARGV');
     const fixed = (list) => list.filter((s) => /^\d+$/.test(s.index));
+    // an optional key after the repeated group: KEYS[4+2N], told apart by the group count
+    const afterGroup = keys.filter((s) => !/^\d+$/.test(s.index) && !s.index.includes('..'));
     return {
       keys: fixed(keys).filter((s) => !s.rest.includes('optional')).length,
-      optionalKeys: fixed(keys).filter((s) => s.rest.includes('optional')).length,
+      optionalKeys: [...fixed(keys), ...afterGroup].filter((s) => s.rest.includes('optional')).length,
       keysPerRepeat: keys.filter((s) => s.index.includes('..')).reduce((n, s) => n + (s.rest.match(/<queue>:/g) ?? []).length, 0),
       args: fixed(args).filter((s) => !s.rest.includes('optional')).length,
       optionalArgs: fixed(args).filter((s) => s.rest.includes('optional')).length,
@@ -204,15 +206,18 @@ describe('the script manifest (schema/scripts.json) agrees with the bundled Lua'
   test('the wrappers pass the number of KEYS and ARGV the manifest gives', () => {
     const { cancel, enqueue } = dothis.SCRIPT_MANIFEST;
     const call = cancelCall('q', 'id-1', 'q:task:id-1', 1449274741834909n);
-    assert.equal(call.keys.length, cancel.counts.keys);
+    assert.equal(call.keys.length, cancel.counts.keys + cancel.counts.optionalKeys, 'the optional <queue>:waiting too');
     assert.equal(call.argv.length, cancel.counts.args);
     assert.deepEqual(call.keys.map((key) => key.replace(/id-1$/, '<id>').replace(/^q:/, '<queue>:')),
       cancel.keys.map((key) => key.template));
 
     const queue = new dothis.Queue('q', { url: 'redis://127.0.0.1:1/0' });
-    // prepare() builds enqueue.lua's KEYS and ARGV without touching Redis
-    const prepared = queue['prepare']('echo', { text: 'x' }, { id: 'child', dependsOn: ['p1', 'p2'] });
-    assert.equal(prepared.keys.length, enqueue.counts.keys + 2 * enqueue.counts.keysPerRepeat);
+    // prepare() builds enqueue.lua's KEYS and ARGV at a given now, without touching Redis
+    const prepared = queue['prepare']('echo', { text: 'x' }, { id: 'child', dependsOn: ['p1', 'p2'] }, 1449274741834909n);
+    assert.equal(prepared.keys.length, enqueue.counts.keys + 2 * enqueue.counts.keysPerRepeat + enqueue.counts.optionalKeys);
+    assert.equal(prepared.keys.at(-1), 'q:waiting', 'a task that waits joins the index of waiting tasks');
+    const alone = queue['prepare']('echo', { text: 'x' }, { id: 'solo' }, 1449274741834909n);
+    assert.equal(alone.keys.length, enqueue.counts.keys, 'no parents: no index');
     const fixedArgs = enqueue.counts.args;
     assert.equal(prepared.argv[fixedArgs - 1], '2', 'the parent count is the last fixed argument');
     assert.equal((prepared.argv.length - fixedArgs - 2) % 2, 0, 'then the parent ids, then field/value pairs');

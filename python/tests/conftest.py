@@ -35,6 +35,15 @@ def queue_name() -> str:
 
 
 @pytest.fixture
+def queue(url: str, queue_name: str) -> Iterator[Any]:
+    """A producer on the test's fresh queue."""
+    from dothis import Queue
+
+    with Queue(queue_name, url) as producer:
+        yield producer
+
+
+@pytest.fixture
 def start_worker(url: str, queue_name: str) -> Iterator[Callable[..., WorkerThread]]:
     from dothis import Registry, Worker, WorkerOptions
 

@@ -70,7 +70,8 @@ def test_worker_key_fields() -> None:
     schema = all_schemas()["worker.schema.json"]
     expected = ["id", "host", "pid", "language", "functions", "queues", "started", "heartbeat", "protocol"]
     assert schema["required"] == expected
-    assert list(schema["properties"]) == [*expected, "leases"]  # leases: optional (SPEC.md 9.1)
+    optional = ["implementation", "version", "concurrency", "running", "leases"]  # SPEC.md 9.1
+    assert list(schema["properties"]) == [*expected, *optional]
 
 
 def test_scripts_equal_lua_files(protocol: dict[str, Any]) -> None:

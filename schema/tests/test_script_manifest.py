@@ -101,8 +101,13 @@ def test_optional_and_repeated_come_last(name: str) -> None:
         entries = SCRIPTS[name][kind]
         tail = [bool(e.get("optional") or e.get("repeated")) for e in entries]
         assert tail == sorted(tail), f"{name} {kind}: an optional or repeated entry precedes a plain one"
-        optional = [e for e in entries if e.get("optional")]
-        assert not (optional and any(e.get("repeated") for e in entries)), f"{name} {kind}: both optional and repeated"
+        optional = [i for i, e in enumerate(entries) if e.get("optional")]
+        repeated = [i for i, e in enumerate(entries) if e.get("repeated")]
+        if kind == "args":
+            assert not (optional and repeated), f"{name} args: both optional and repeated"
+        elif optional and repeated:  # an optional key after the group: an argument counts the groups
+            assert min(optional) > max(repeated), f"{name} keys: an optional key inside the repeated group"
+            assert any("count" in a["name"] for a in SCRIPTS[name]["args"]), f"{name}: no argument counts the groups"
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
@@ -111,8 +116,9 @@ def test_keys_equal_the_lua_header(name: str) -> None:
     fixed = [(int(i), rest) for i, rest in declared if i.isdigit()]
     tails = [rest for i, rest in declared if not i.isdigit()]
     keys = SCRIPTS[name]["keys"]
-    single = [k for k in keys if not k.get("repeated")]
     repeated = [k for k in keys if k.get("repeated")]
+    after = [k for k in keys[keys.index(repeated[-1]) + 1:]] if repeated else []
+    single = [k for k in keys if not k.get("repeated") and k not in after]
     assert [i for i, _ in fixed] == list(range(1, len(single) + 1)), f"{name}: KEYS count or order"
     for (index, rest), key in zip(fixed, single, strict=True):
         templates = TEMPLATE.findall(rest)
@@ -120,8 +126,11 @@ def test_keys_equal_the_lua_header(name: str) -> None:
         assert placeholders(templates[0]) == placeholders(key["template"]), f"{name}: KEYS[{index}]"
         assert ("optional" in rest) == bool(key.get("optional")), f"{name}: KEYS[{index}] optional"
     if repeated:
-        assert len(tails) == 1, f"{name}: repeated keys need one KEYS[n..] line"
+        assert len(tails) == 1 + len(after), f"{name}: repeated keys need one KEYS[n..] line, then one per key after"
         assert [placeholders(t) for t in TEMPLATE.findall(tails[0])] == [placeholders(k["template"]) for k in repeated]
+        for rest, key in zip(tails[1:], after, strict=True):
+            assert placeholders(TEMPLATE.findall(rest)[0]) == placeholders(key["template"]), name
+            assert ("optional" in rest) == bool(key.get("optional")), f"{name}: {key['name']} optional"
     else:
         assert tails == [], f"{name}: the header has a KEYS[n..] line the manifest lacks"
 
@@ -152,7 +161,7 @@ def test_publishes_equal_the_lua_script(name: str) -> None:
     assert (publishes is not None) == ("'PUBLISH'" in text), name
     assert header_publishes_when(name) == (publishes["when"] if publishes else None), name
     if publishes:
-        assert publishes["channel"] == "results"
+        assert publishes["channel"] == ("progress" if name == "progress" else "results")
         replies = [r["value"] for r in script["replies"]]
         assert set(publishes["when"]) <= set(replies), name
 

@@ -3,6 +3,7 @@
 // first). Reads one JSON request per line on stdin and writes one JSON response per line on
 // stdout, in order (see conformance/README.md). Producer role only: worker ops answer "unsupported".
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 
 import {
@@ -54,6 +55,27 @@ function enqueueOptions(request) {
   return options;
 }
 
+let openTelemetry;
+
+/**
+ * Runs `enqueue` with the request's W3C trace context (`traceparent`, `tracestate`) as the active
+ * context: extracted by OpenTelemetry's W3C propagator, made active by its AsyncLocalStorage context
+ * manager (node-client's devDependencies, loaded on first use). The client reads the active context.
+ */
+function inTraceContext(request, enqueue) {
+  if (!openTelemetry) {
+    const require = createRequire(new URL('../../../node-client/package.json', import.meta.url));
+    const api = require('@opentelemetry/api');
+    const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+    const { W3CTraceContextPropagator } = require('@opentelemetry/core');
+    api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    openTelemetry = { api, propagator: new W3CTraceContextPropagator() };
+  }
+  const { api, propagator } = openTelemetry;
+  const carrier = { traceparent: request.traceparent, ...(request.tracestate ? { tracestate: request.tracestate } : {}) };
+  return api.context.with(propagator.extract(api.ROOT_CONTEXT, carrier, api.defaultTextMapGetter), enqueue);
+}
+
 const unsupported = (request) => {
   throw new OpError('unsupported', `op ${JSON.stringify(request.op)} is not supported: the Node client is a producer only`);
 };
@@ -62,7 +84,8 @@ const ops = {
   hello: () => ({ implementation: 'node', roles: ['producer'], version: packageJson.version }),
 
   enqueue: async (request) => {
-    const task = await queueFor(request).enqueue(request.function, request.args ?? {}, enqueueOptions(request));
+    const enqueue = () => queueFor(request).enqueue(request.function, request.args ?? {}, enqueueOptions(request));
+    const task = await (request.traceparent ? inTraceContext(request, enqueue) : enqueue());
     return { task_id: task.id };
   },
 

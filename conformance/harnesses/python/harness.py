@@ -8,6 +8,7 @@ Reads one JSON request per line on stdin, writes one JSON response per line on s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import dothis
 
@@ -41,6 +42,23 @@ def worker_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "dothis"]
 
 
+@contextlib.contextmanager
+def trace_context(req: dict[str, Any]) -> Iterator[None]:
+    """The request's W3C trace context (`traceparent`, `tracestate`), extracted by OpenTelemetry's
+    propagator and made the current context while the enqueue runs."""
+    carrier = {name: req[name] for name in ("traceparent", "tracestate") if req.get(name)}
+    if not carrier:
+        yield
+        return
+    from opentelemetry import context, propagate
+
+    token = context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
 class Harness:
     def __init__(self) -> None:
         self.queues: dict[tuple[str, str], Any] = {}
@@ -60,7 +78,8 @@ class Harness:
 
     def op_enqueue(self, req: dict[str, Any]) -> dict[str, Any]:
         options = {name.replace("-", "_"): value for name, value in (req.get("options") or {}).items()}
-        task = self.queue(req).enqueue_call(req["function"], req.get("args") or {}, task_id=req.get("id"), **options)
+        with trace_context(req):
+            task = self.queue(req).enqueue_call(req["function"], req.get("args") or {}, task_id=req.get("id"), **options)
         return {"task_id": task.id}
 
     def op_enqueue_many(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from dothis import Queue
 Queue("dothis").enqueue("echo", text="ooh yeeah").wait(timeout=10)
 """
 
+from dothis.engine.context import TaskContext, current_task, progress
 from dothis.engine.registry import Registry, default_registry
 from dothis.engine.tries import Retry
 from dothis.errors import (
@@ -21,7 +22,15 @@ from dothis.errors import (
     TaskNotFound,
     WaitTimeout,
 )
-from dothis.producer.decorators import TaskFunction, cron, periodic, task
+from dothis.producer.decorators import (
+    TaskFunction,
+    cron,
+    middleware,
+    on_shutdown,
+    on_startup,
+    periodic,
+    task,
+)
 from dothis.producer.queue import Call, Queue, set_always_eager
 from dothis.producer.task import Task
 from dothis.version import __version__
@@ -49,6 +58,7 @@ __all__ = [
     "Retry",
     "State",
     "Task",
+    "TaskContext",
     "TaskExists",
     "TaskFailed",
     "TaskFunction",
@@ -59,8 +69,13 @@ __all__ = [
     "WorkerOptions",
     "__version__",
     "cron",
+    "current_task",
     "default_registry",
+    "middleware",
+    "on_shutdown",
+    "on_startup",
     "periodic",
+    "progress",
     "set_always_eager",
     "task",
 ]

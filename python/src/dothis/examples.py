@@ -1,4 +1,4 @@
-"""The four standard functions every dothis worker offers the conformance suite.
+"""The standard functions every dothis worker offers the conformance suite (conformance/README.md).
 
 dothis worker --queue dothis dothis.examples
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dothis.engine.context import progress
 from dothis.producer.decorators import task
 
 
@@ -34,3 +35,13 @@ def sleep(seconds: float) -> float:
 def fail(message: str) -> None:
     """Raise RuntimeError(message)."""
     raise RuntimeError(message)
+
+
+@task
+def report_progress(fractions: list[float], seconds: float) -> int:
+    """Report each fraction in turn as progress ("step <n>"), sleeping ``seconds`` after each;
+    return how many were reported."""
+    for number, fraction in enumerate(fractions, 1):
+        progress(fraction, f"step {number}")
+        time.sleep(seconds)
+    return len(fractions)

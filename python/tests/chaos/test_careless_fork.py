@@ -50,27 +50,7 @@ def stop_forks(path: Path) -> int:
     return alive
 
 
-KNOWN_FORKED_WORKER = (
-    "bug: nothing stops a forked copy of the worker process: an async def task (or one on the "
-    "inline pool) that forks leaves a child that goes on running the worker's event loop with "
-    "the worker's Redis connections and pool sockets (only pool children _exit a copy forked "
-    "inside them); it takes replies meant for the worker (a start reply timed out after 10 s, "
-    "the task stuck in executing while the heartbeat renewed its lease), writes to the pool "
-    "children (replaced for 'output no try asked for') and floods the log with 'no running "
-    "event loop' tracebacks"
-)
-
-
-@pytest.mark.parametrize(
-    "function",
-    [
-        "careless_fork",
-        pytest.param(
-            "careless_fork_async",
-            marks=pytest.mark.xfail(reason=KNOWN_FORKED_WORKER, strict=False),
-        ),
-    ],
-)
+@pytest.mark.parametrize("function", ["careless_fork", "careless_fork_async"])
 def test_careless_fork(server, client, queue_name, history, fleets, table, tmp_path, function):
     began = time.monotonic()
     forks = tmp_path / "forks"

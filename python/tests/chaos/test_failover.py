@@ -41,14 +41,6 @@ TIMING = ("--lease-ms", str(LEASE_MS), "--heartbeat-ms", "250", "--reap-ms", str
 RUN = (0.0, 0.05, 0.2)
 READONLY_SECONDS = size(2.0, 6.0)
 REPLICA_MARKS = ("replica", "READONLY", "read only", "read-only")
-KNOWN_READONLY_FLOOD = (
-    "bug: a READONLY reply met while serving is logged per retry and per reaper pass, not once: "
-    "lifecycle._write warns 'cannot record the outcome' at every try of every task, and "
-    "background._every logs ERROR with a traceback at every reaper pass (it treats only "
-    "connection errors as routine); store/faults.describe, which has the one-line explanation, "
-    "is used by the claim loop alone and never matches redis-py's ReadOnlyError or "
-    "OutOfMemoryError, whose messages lack the READONLY/OOM code"
-)
 
 
 def replica_of(servers, primary):
@@ -116,10 +108,9 @@ def test_failover_with_workers_left_on_the_old_primary(
     fleet.check_alive()
     assert not missing and verdict.ok, row.notes
     assert not verdict.failed, verdict.failed
+    assert clear, row.notes[-1]
     stop_at_full_size(fleet)
     client.close()
-    if not clear:  # the tasks are safe; what the worker says about it is not one clear line
-        pytest.xfail(f"{KNOWN_READONLY_FLOOD}: {row.notes[-1]}")
 
 
 def test_worker_pointed_at_a_replica(servers, queue_name, history, fleets, table):

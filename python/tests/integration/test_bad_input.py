@@ -15,12 +15,6 @@ from integration.test_producer import validator
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def queue(url: str, queue_name: str):
-    with Queue(queue_name, url) as q:
-        yield q
-
-
 def raw_task(r: redis.Redis, queue: Queue, task_id: str, **fields: str | bytes) -> str:
     key = queue.keys.task(task_id)
     r.hset(key, mapping={k.replace("_", "-"): v for k, v in fields.items()})

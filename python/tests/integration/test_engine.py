@@ -29,12 +29,6 @@ from integration.test_producer import as_text, validator
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def queue(url: str, queue_name: str):
-    with Queue(queue_name, url) as q:
-        yield q
-
-
 def test_concurrency_is_one_limit_across_queues(url, queue_name, r) -> None:
     """--concurrency 2 --prefetch 10 on two queues runs at most 2 async tasks at once."""
     registry = Registry()

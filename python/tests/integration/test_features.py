@@ -21,12 +21,6 @@ pytestmark = pytest.mark.integration
 FAST = {"schedule_ms": 50, "cancel_check_ms": 50}
 
 
-@pytest.fixture
-def queue(url: str, queue_name: str):
-    with Queue(queue_name, url) as q:
-        yield q
-
-
 def test_delay_lands_in_scheduled_and_runs_when_due(queue, r, start_worker) -> None:
     task = queue.enqueue("echo", delay=0.4, text="later")
     assert r.hget(task.key, "state") == b"scheduled"
@@ -115,6 +109,39 @@ def test_a_failed_parent_fails_its_dependents_down_the_chain(queue, r, start_wor
         queue.enqueue("echo", depends_on=parent, text="z")
     with pytest.raises(DependencyError, match="does not exist"):
         queue.enqueue("echo", depends_on="no-such-task", text="z")
+
+
+def test_a_dependent_of_a_vanished_parent_fails(queue, r, start_worker) -> None:
+    """SPEC.md 5.13: a parent whose hash is gone fails its waiting children, found through the
+    index of waiting tasks (the hash deleted) and through <queue>:releasing (the hash expired
+    before its follow-ups ran); a parent that succeeded before its child was enqueued and then
+    expired fails no one."""
+    parent = queue.enqueue("echo", delay=3600, text="never")
+    done = queue.enqueue("echo", text="done")  # succeeds before `patient` is enqueued
+    gone = queue.enqueue("echo", depends_on=parent, text="x")
+    grandchild = queue.enqueue("echo", depends_on=gone, text="y")
+    assert r.zscore(queue.keys.waiting, gone.id) == 0
+    r.delete(parent.key)  # deleted by hand
+    # a finished parent whose hash expired before its follow-ups ran
+    ended = queue.enqueue("echo", delay=3600, text="never")
+    orphan = queue.enqueue("echo", depends_on=ended, text="z")
+    r.delete(ended.key)
+    r.sadd(queue.keys.releasing, ended.id)
+    r.zrem(queue.keys.waiting, orphan.id)  # so only the follow-ups can find it
+    start_worker(reap_ms=100)
+    assert done.wait(timeout=10) == "done"
+    other = queue.enqueue("echo", delay=3600, text="later")
+    patient = queue.enqueue("echo", depends_on=[done, other], text="p")
+    r.delete(done.key)  # it had succeeded: the child never waited for it
+    for task in (gone, grandchild, orphan):
+        with pytest.raises(TaskFailed) as caught:
+            task.wait(timeout=10)
+        assert caught.value.code == "dependency-failed"
+    assert "vanished" in r.hget(gone.key, "error-reason").decode()
+    assert r.zscore(queue.keys.waiting, gone.id) is None
+    # the patient child was checked (its score moved past 0) and still waits for `other`
+    wait_until(lambda: (r.zscore(queue.keys.waiting, patient.id) or 0) > 0, timeout=10)
+    assert r.hget(patient.key, "state") == b"waiting"
 
 
 def test_callbacks_run_as_ordinary_tasks(queue, r, start_worker) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import redis
@@ -226,3 +227,23 @@ def test_inline_pool_with_prefetch(queue, r, start_worker) -> None:
     assert r.llen(queue.keys.executing) == 0
     with pytest.raises(TaskFailed):
         queue.enqueue("fail", message="inline").wait(timeout=10)
+
+
+def test_burst_drains_what_is_queued_now_then_returns(url, queue_name, r) -> None:
+    """rq's --burst: due work runs (a chain of dependents included), later work stays queued."""
+    from dothis import Worker, WorkerOptions
+
+    with Queue(queue_name, url) as queue:
+        tasks = [queue.enqueue("add", a=n, b=1) for n in range(5)]
+        child = queue.enqueue("echo", depends_on=tasks[-1], text="after")
+        later = queue.enqueue("echo", delay=3600, text="later")
+        worker = Worker(queue_name, url, options=WorkerOptions(burst=True, concurrency=2))
+        done = threading.Event()
+        runner = threading.Thread(target=lambda: (worker.run(), done.set()), daemon=True)
+        runner.start()
+        assert done.wait(timeout=30), "a burst worker did not return once the queue was drained"
+        assert [task.wait(timeout=1) for task in tasks] == [1, 2, 3, 4, 5]
+        assert child.wait(timeout=1) == "after"
+        assert r.hget(later.key, "state") == b"scheduled"
+        assert worker.processed == 6
+        assert r.zcard(queue.keys.workers) == 0  # it left

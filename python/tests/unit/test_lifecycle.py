@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from dothis.engine.decide import RetryPolicy
+from dothis.engine.events import Kind, Observers, TaskEvent
 from dothis.engine.flow import RunTry, drive_sync
 from dothis.engine.lifecycle import Context, process
 from dothis.engine.registry import Registry
@@ -201,3 +202,31 @@ def test_an_outcome_whose_hash_is_gone_is_logged(caplog) -> None:
     store = FakeStore(start=started(function="echo", args='{"text": 1}'), finish=-1)
     run(store, context(), Returned("1"))
     assert "its hash is gone" in caplog.text
+
+
+def test_each_step_is_one_event_for_logs_metrics_and_traces() -> None:
+    events: list[TaskEvent] = []
+    store = FakeStore(start=started(function="echo", args='{"text": 1}', attempts="3"), retry=1,
+                      finish=1)  # fmt: skip
+    run(store, context(observe=events.append), Raised("boom", "Traceback: boom"))
+    run(store, context(observe=events.append), Returned("1"))
+    retried, started_again, succeeded = events[1], events[2], events[3]
+    assert [event.kind for event in events] == [Kind.STARTED, Kind.RETRIED, Kind.STARTED,
+                                                Kind.SUCCEEDED]  # fmt: skip
+    assert (events[0].function, events[0].try_number, events[0].attempts) == ("echo", 1, 3)
+    assert (retried.code, retried.reason, retried.try_number) == ("exception", "boom", 1)
+    assert retried.traceback == "Traceback: boom" and retried.delay is not None
+    assert started_again.queue == "q" and started_again.worker_id == "w1"
+    assert succeeded.seconds is not None and succeeded.seconds >= 0 and succeeded.code is None
+
+
+def test_a_rejected_entry_and_a_failing_observer_leave_the_flow_alone() -> None:
+    events: list[TaskEvent] = []
+
+    def broken(event: TaskEvent) -> None:
+        raise RuntimeError("observer bug")
+
+    store = FakeStore(start=[b"missing"], reject=1)
+    run(store, context(observe=Observers([broken, events.append])))
+    assert store.names() == ["start", "reject"]
+    assert [(event.kind, event.code) for event in events] == [(Kind.REJECTED, "missing-hash")]

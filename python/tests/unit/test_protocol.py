@@ -32,7 +32,8 @@ def test_key_templates_equal_schema() -> None:
         "results": keys.results, "worker": keys.worker("<worker>"), "rejected": keys.rejected,
         "scheduled": keys.scheduled, "failed": keys.failed, "succeeded": keys.succeeded,
         "dependents": keys.dependents("<id>"), "releasing": keys.releasing,
-        "periodic": keys.periodic, "workers": keys.workers,
+        "periodic": keys.periodic, "workers": keys.workers, "waiting": keys.waiting,
+        "progress": keys.progress,
     }  # fmt: skip
     assert {name: t.replace("<queue>", "q") for name, t in DATA["keys"].items()} == built
 

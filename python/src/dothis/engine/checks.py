@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dothis.engine.context import Middleware, TaskContext
 from dothis.engine.registry import Registry
 from dothis.wire import checks, codec
 from dothis.wire.protocol import ErrorCode, Field
@@ -23,9 +24,14 @@ class Invocation:
     args: dict[str, Any]
     is_async: bool
     settings: checks.Settings
+    # The task it runs for (dothis.current_task()) and the middleware entered around the call.
+    task: TaskContext | None = None
+    middleware: tuple[Middleware, ...] = ()
 
     def next_try(self) -> Invocation:
-        return replace(self, settings=replace(self.settings, retries=self.settings.retries + 1))
+        retries = self.settings.retries + 1
+        task = None if self.task is None else replace(self.task, try_number=retries + 1)
+        return replace(self, settings=replace(self.settings, retries=retries), task=task)
 
 
 def _unchecked(*_: Any, **__: Any) -> Any:
@@ -72,4 +78,6 @@ def prepare(fields: checks.Fields, registry: Registry | None) -> Invocation | Fa
             registry.signature(function).bind(**args)
         except TypeError as error:
             return Failure(ErrorCode.BAD_ARGUMENTS, f"args do not fit {function}(): {error}")
-    return Invocation(function, target, args, inspect.iscoroutinefunction(target), settings)
+    middleware = tuple(registry.middleware) if registry is not None else ()
+    return Invocation(function, target, args, inspect.iscoroutinefunction(target), settings,
+                      middleware=middleware)  # fmt: skip

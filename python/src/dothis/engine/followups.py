@@ -17,12 +17,14 @@ from dothis.engine.flow import Flow
 from dothis.store.ops import Ops
 from dothis.store.replies import Enqueued, Released
 from dothis.wire import codec
-from dothis.wire.clock import now_iso
-from dothis.wire.protocol import Field, Outcome, State
+from dothis.wire.clock import now_iso, now_ms
+from dothis.wire.protocol import PARENT_VANISHED, Field, Outcome, State
 
 log = logging.getLogger("dothis.followups")
 
 DRAIN_BATCH = 100
+WAITING_BATCH = 100
+RECHECK_MS = 60_000
 
 
 def callback_id(task_id: str) -> str:
@@ -77,6 +79,10 @@ def run_followups(
                                                             into_executing)  # fmt: skip
             queued += released
             todo += failed
+        elif not raw:  # its hash is gone: it vanished, and its dependents must not wait forever
+            _, failed = yield from _release_children(current, PARENT_VANISHED, ops, failure_ttl,
+                                                     into_executing)  # fmt: skip
+            todo += failed
         yield ops.followups_done(current)
     return queued
 
@@ -111,3 +117,42 @@ def drain_followups(ops: Ops, failure_ttl: int) -> Flow[int]:
         else:
             yield from run_followups(task_id, ops, failure_ttl)
     return len(ids)
+
+
+def check_waiting(ops: Ops, failure_ttl: int) -> Flow[int]:
+    """The parents check (SPEC.md 5.13): waiting tasks due for a check whose parent's hash is gone
+    fail with dependency-failed; the others are checked again later. Returns how many failed."""
+    ids = yield ops.waiting_due(now_ms(), WAITING_BATCH)
+    failed: list[str] = []
+    for raw in ids:
+        child, _ = ops.keys.parse_entry(raw)
+        state, depends_on = (None, None) if child is None else (yield ops.waiting_parents(child))
+        if child is None or state != State.WAITING.encode():
+            yield ops.unindex_waiting(raw)
+            continue
+        for parent in _parents(depends_on):
+            if (yield ops.task_exists(parent)):
+                continue
+            released = yield ops.release(child, parent, PARENT_VANISHED, failure_ttl,
+                                         into_executing=False)  # fmt: skip
+            if released is Released.FAILED:
+                log.warning("task %s failed: task %s it depends on vanished", child, parent)
+                failed.append(child)
+                break
+        else:
+            yield ops.check_waiting_later(child, now_ms() + RECHECK_MS)
+    for child in failed:  # its own dependents and callback
+        yield from run_followups(child, ops, failure_ttl)
+    return len(failed)
+
+
+def _parents(depends_on: bytes | None) -> list[str]:
+    try:
+        parents = codec.decode(depends_on.decode()) if depends_on else []
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return (
+        [parent for parent in parents if isinstance(parent, str)]
+        if isinstance(parents, list)
+        else []
+    )

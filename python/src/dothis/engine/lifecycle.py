@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dothis.engine import decide
 from dothis.engine.checks import Invocation, prepare
+from dothis.engine.context import TaskContext
+from dothis.engine.events import Kind, Observer, TaskEvent
 from dothis.engine.flow import Flow, RunTry, Sleep, Step
 from dothis.engine.followups import run_followups
 from dothis.engine.registry import Registry
 from dothis.engine.tries import TryResult
 from dothis.store.connection import REDIS_ERRORS, REDIS_OR_REPLY_ERRORS
-from dothis.store.faults import describe
+from dothis.store.faults import report
 from dothis.store.ops import Limits, Ops, ScriptCall
 from dothis.store.replies import Finished, Refused, Rejected, Rescheduled, Skipped, Started
 from dothis.wire import checks
@@ -61,6 +64,8 @@ class Context:
     lease_ms: int | None = None
     hold: Callable[[Claim], None] = lambda claim: None
     release: Callable[[Claim], None] = lambda claim: None
+    # Who hears of each step (SPEC-independent: logs, metrics, traces); see engine/events.py.
+    observe: Observer = lambda event: None
     # Counted as outcomes are recorded (and as records are fenced off), for counts and logs.
     processed: int = 0
     fenced: int = 0
@@ -82,6 +87,7 @@ class Begun:
     claim: Claim
     fields: checks.Fields
     invocation: Invocation
+    began: float = 0.0  # monotonic, as the try began
 
 
 def process(entry: bytes, ctx: Context) -> Flow[list[str]]:
@@ -129,7 +135,12 @@ def begin(entry: bytes, ctx: Context) -> Flow[Begun | list[str]]:
     prepared = prepare(fields, ctx.registry)
     if isinstance(prepared, Failure):
         return (yield from _end(claim, prepared, fields, ctx))
-    return Begun(claim, fields, prepared)
+    settings = prepared.settings
+    task = TaskContext.of(task_id, ops.keys.queue, prepared.name, settings.retries + 1,
+                          settings.attempts, ctx.worker_id, claim.claims, fields)  # fmt: skip
+    ctx.observe(TaskEvent(Kind.STARTED, ops.keys.queue, task_id, ctx.worker_id, prepared.name,
+                          settings.retries + 1, settings.attempts, fields=fields))  # fmt: skip
+    return Begun(claim, fields, replace(prepared, task=task), time.monotonic())
 
 
 def conclude(begun: Begun, result: TryResult, ctx: Context) -> Flow[list[str]]:
@@ -148,7 +159,10 @@ def conclude(begun: Begun, result: TryResult, ctx: Context) -> Flow[list[str]]:
             decision.outcome, [*decision.fields, Field.RETRIES, str(invocation.settings.retries)]
         )
     yield Step("ran")
-    queued = yield from record(begun.claim, decision, begun.fields, ctx)
+    seconds = time.monotonic() - begun.began if begun.began else None
+    try_number = invocation.settings.retries + 1
+    queued = yield from record(begun.claim, decision, begun.fields, ctx,
+                               try_number=try_number, seconds=seconds)  # fmt: skip
     yield Step("finished")
     return queued
 
@@ -161,7 +175,13 @@ def _end(claim: Claim, failure: Failure, fields: checks.Fields, ctx: Context) ->
 
 
 def record(
-    claim: Claim, decision: decide.Decision, fields: checks.Fields, ctx: Context
+    claim: Claim,
+    decision: decide.Decision,
+    fields: checks.Fields,
+    ctx: Context,
+    *,
+    try_number: int | None = None,
+    seconds: float | None = None,
 ) -> Flow[list[str]]:
     """finish.lua or retry.lua, retried through outages; then the follow-ups it made due."""
     ops = ctx.ops
@@ -180,6 +200,7 @@ def record(
     if written is None:
         return []
     ctx.processed += 1
+    ctx.observe(_recorded(claim, decision, written, fields, ctx, try_number, seconds))
     if written in (Finished.FENCED, Rescheduled.FENCED):
         ctx.fenced += 1
         log.warning("outcome of %s discarded: the task was recovered while this worker ran it "
@@ -205,10 +226,8 @@ def _write(request: ScriptCall[Any], task_id: str) -> Flow[Any]:
             written = yield request
             break
         except REDIS_OR_REPLY_ERRORS as error:  # a refusal (a key of the wrong type, OOM) too
-            # One line per task and fault, not one per retry.
-            level = logging.WARNING if delay == FIRST_DELAY else logging.DEBUG
-            log.log(level, "cannot record the outcome of %s: %s; retrying", task_id,
-                    describe(error))  # fmt: skip
+            if delay == FIRST_DELAY:  # one line per fault episode, not per task and retry
+                report(log, error, "cannot record the outcome of %s", task_id)
             yield Sleep(delay)
             delay = min(delay * 2, 2.0)
     else:
@@ -218,8 +237,40 @@ def _write(request: ScriptCall[Any], task_id: str) -> Flow[Any]:
     return written
 
 
+_KINDS = {"successful": Kind.SUCCEEDED, "cancelled": Kind.CANCELLED, "expired": Kind.EXPIRED}
+
+
+def _recorded(
+    claim: Claim,
+    decision: decide.Decision,
+    written: Any,
+    fields: checks.Fields,
+    ctx: Context,
+    try_number: int | None,
+    seconds: float | None,
+) -> TaskEvent:
+    """The event of an outcome recorded (or fenced off, or dropped because the hash is gone)."""
+    pairs = iter(decision.fields)
+    written_fields = dict(zip(pairs, pairs, strict=False))
+    function = fields.get(b"function", b"").decode("utf-8", "replace") or None
+    if written in (Finished.FENCED, Rescheduled.FENCED, Finished.GONE, Rescheduled.GONE):
+        kind, delay = Kind.DISCARDED, None
+    elif isinstance(decision, NextTry):
+        kind, delay = Kind.RETRIED, max(decision.due_ms - now_ms(), 0) / 1000
+    else:
+        kind, delay = _KINDS.get(decision.outcome, Kind.FAILED), None
+    return TaskEvent(kind, ctx.ops.keys.queue, claim.task_id, ctx.worker_id, function,
+                     try_number, None, seconds, written_fields.get(Field.ERROR_CODE),
+                     written_fields.get(Field.ERROR_REASON),
+                     written_fields.get(Field.ERROR_EXCEPTION) or None, delay,
+                     fields)  # fmt: skip
+
+
 def _reject(entry: bytes, code: RejectCode, reason: str, ctx: Context) -> Flow[None]:
     log.warning("rejected entry %r of %s: %s (%s)", entry[:80], ctx.ops.keys.pending, reason, code)
+    task_id = entry.decode("utf-8", "replace")[:200]
+    ctx.observe(TaskEvent(Kind.REJECTED, ctx.ops.keys.queue, task_id, ctx.worker_id, code=code,
+                          reason=reason))  # fmt: skip
     yield ctx.ops.reject(entry, rejection_record(entry, code, reason, ctx.worker_id))
 
 

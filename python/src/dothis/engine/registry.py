@@ -64,6 +64,11 @@ class Registry:
         self._functions: dict[str, Callable[..., Any]] = {}
         self._signatures: dict[str, inspect.Signature] = {}
         self.schedules: list[Schedule] = []
+        # Entered around every call, in the process that runs it (engine/context.py).
+        self.middleware: list[Callable[..., Any]] = []
+        # Called once in each process that runs tasks: before its first task, as it stops.
+        self.startup: list[Callable[[], Any]] = []
+        self.shutdown: list[Callable[[], Any]] = []
 
     def add(self, function: Callable[..., Any], name: str | None = None) -> str:
         """Register ``function`` under ``name`` (default: its ``__name__``) and return the name."""
@@ -96,6 +101,21 @@ class Registry:
             raise RegistryError(f"a schedule named {schedule.name!r} is already registered; "
                                 "pass name=... to tell them apart")  # fmt: skip
         self.schedules.append(schedule)
+
+    def add_middleware(self, factory: Callable[..., Any]) -> Callable[..., Any]:
+        """Register a context manager factory ``factory(task)`` entered around every call."""
+        self.middleware.append(factory)
+        return factory
+
+    def on_startup(self, hook: Callable[[], Any]) -> Callable[[], Any]:
+        """Run ``hook()`` (or await it) in each process that runs tasks, before its first task."""
+        self.startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Callable[[], Any]) -> Callable[[], Any]:
+        """Run ``hook()`` (or await it) in each process that runs tasks, as it stops."""
+        self.shutdown.append(hook)
+        return hook
 
     def get(self, name: str) -> Callable[..., Any] | None:
         return self._functions.get(name)

@@ -7,11 +7,13 @@ state. ``Retry`` is what a task raises to ask for another try.
 from __future__ import annotations
 
 import asyncio
+import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dothis.engine.context import Middleware, TaskContext, running
 from dothis.wire import codec
 
 
@@ -114,32 +116,77 @@ def _raised(error: BaseException) -> TryResult:
     return Raised(reason, "".join(traceback.format_exception(error)))
 
 
-def run_call(function: Callable[..., Any], args: dict[str, Any]) -> TryResult:
-    """Run a plain function and describe the outcome (in children, threads and inline alike)."""
+_home = {"pid": 0}
+_FORKED_NOTE = (
+    b"dothis: a process forked by task code returned from the task; it exits here, for it would "
+    b"otherwise go on as a copy of the worker (end a forked process with os._exit())\n"
+)
+
+
+def serve_tries_here() -> None:
+    """Mark this process as the one whose tries report back: a worker, or a pool child."""
+    _home["pid"] = os.getpid()
+
+
+def leave_if_forked() -> None:
+    """A process that task code forked, coming back from the task into the worker's code, exits
+    at once: it is a copy of the worker, with its connections, its sockets and its event loop, and
+    would answer, claim and write as if it were the worker (careless ``os.fork()``)."""
+    if _home["pid"] and os.getpid() != _home["pid"]:
+        os.write(2, _FORKED_NOTE)
+        os._exit(0)
+
+
+def run_call(
+    function: Callable[..., Any],
+    args: dict[str, Any],
+    task: TaskContext | None = None,
+    middleware: Sequence[Middleware] = (),
+) -> TryResult:
+    """Run a plain function for ``task``, inside its middleware, and describe the outcome (in
+    children, threads and inline alike)."""
     try:
-        value = function(**args)
+        with running(task, middleware):
+            value = function(**args)
     except BaseException as error:  # a task's SystemExit is its failure, not the worker's
+        leave_if_forked()
         return _raised(error)
+    leave_if_forked()
     return _encoded(value)
 
 
-async def run_coroutine(function: Callable[..., Any], args: dict[str, Any]) -> TryResult:
-    """Run an ``async def`` function on the running loop."""
+async def run_coroutine(
+    function: Callable[..., Any],
+    args: dict[str, Any],
+    task: TaskContext | None = None,
+    middleware: Sequence[Middleware] = (),
+) -> TryResult:
+    """Run an ``async def`` function on the running loop, for ``task``, inside its middleware."""
     try:
-        value = await function(**args)
+        with running(task, middleware):
+            value = await function(**args)
     except asyncio.CancelledError:
+        leave_if_forked()
         raise
     except Exception as error:
+        leave_if_forked()
         return _raised(error)
+    leave_if_forked()
     return _encoded(value)
 
 
-def run_anywhere(function: Callable[..., Any], args: dict[str, Any], is_async: bool) -> TryResult:
+def run_anywhere(
+    function: Callable[..., Any],
+    args: dict[str, Any],
+    is_async: bool,
+    task: TaskContext | None = None,
+    middleware: Sequence[Middleware] = (),
+) -> TryResult:
     """Run a plain or an ``async def`` function synchronously (eager mode)."""
     if not is_async:
-        return run_call(function, args)
+        return run_call(function, args, task, middleware)
     try:
-        return asyncio.run(run_coroutine(function, args))
+        return asyncio.run(run_coroutine(function, args, task, middleware))
     except BaseException as error:
         return _raised(error)
 

@@ -15,6 +15,8 @@ from dothis.wire.protocol import DEFAULT_QUEUE
 
 P = ParamSpec("P")
 R = TypeVar("R")
+M = TypeVar("M", bound=Callable[..., Any])
+H = TypeVar("H", bound=Callable[[], Any])
 
 
 class TaskFunction(Generic[P, R]):
@@ -118,3 +120,27 @@ def cron(
     """``@cron("0 5 * * tue")``: run at 05:00 UTC each Tuesday, once per occurrence, in
     ``queue`` as for ``periodic``."""
     return _schedule(registry, name, queue, args, cron=expression)
+
+
+def middleware(factory: M) -> M:
+    """``@middleware`` on a context manager factory ``factory(task)``: entered around every call
+    of every function of the default registry, in the process that runs it (a database session,
+    a span, a timer). ``task`` is the ``TaskContext``. For another registry: its
+    ``add_middleware``.
+    """
+    default_registry.add_middleware(factory)
+    return factory
+
+
+def on_startup(hook: H) -> H:
+    """``@on_startup``: ``hook()`` (or ``await hook()``) once in each process that runs tasks (the
+    worker, and each of its pool's children), before its first task."""
+    default_registry.on_startup(hook)
+    return hook
+
+
+def on_shutdown(hook: H) -> H:
+    """``@on_shutdown``: ``hook()`` (or ``await hook()``) in each process that runs tasks, as it
+    stops."""
+    default_registry.on_shutdown(hook)
+    return hook

@@ -52,7 +52,8 @@ class Eager:
     @staticmethod
     def _try(request: RunTry) -> TryResult:
         invocation = request.invocation
-        return run_anywhere(invocation.function, invocation.args, invocation.is_async)
+        return run_anywhere(invocation.function, invocation.args, invocation.is_async,
+                            invocation.task, invocation.middleware)  # fmt: skip
 
     def _lease(self) -> _Lease:
         return _Lease(self)

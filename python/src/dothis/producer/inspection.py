@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, cast
 
 from dothis.errors import TaskNotFound
@@ -11,8 +12,8 @@ from dothis.store.connection import SyncClient, translate_errors
 from dothis.store.execute import SyncStore
 from dothis.store.ops import Ops
 from dothis.store.replies import Cancelled, Requeued
-from dothis.wire.clock import now_ms
-from dothis.wire.protocol import DEFAULT_FAILURE_TTL, Keys
+from dothis.wire.clock import ms_from_iso, now_ms
+from dothis.wire.protocol import DEFAULT_FAILURE_TTL, QUEUES_REGISTRY, Field, Keys
 
 
 def glob_escape(text: str) -> str:
@@ -120,7 +121,8 @@ class Inspection:
         so the pending list of a queue named ``<queue>:task:x`` is left alone.
         """
         names = [self.keys.pending, self.keys.scheduled, self.keys.failed, self.keys.succeeded,
-                 self.keys.rejected, self.keys.releasing, self.keys.periodic]  # fmt: skip
+                 self.keys.rejected, self.keys.releasing, self.keys.periodic,
+                 self.keys.waiting]  # fmt: skip
         patterns = [(prefix_pattern(self.keys.dependents("")), b"set")]
         if delete_tasks:
             patterns.append((prefix_pattern(self.keys.task_prefix), b"hash"))
@@ -178,14 +180,80 @@ def queue_info(queue: Any) -> dict[str, Any]:
         pipe.zcard(keys.scheduled)
         pipe.zcard(keys.failed)
         pipe.zcard(keys.succeeded)
-        pending, executing, rejected, scheduled, failed, succeeded = pipe.execute()
+        pipe.zcard(keys.waiting)
+        pipe.lindex(keys.pending, -1)
+        pending, executing, rejected, scheduled, failed, succeeded, waiting, oldest = pipe.execute()
         workers = live_workers(client, keys)
+        oldest_age = _age_seconds(client, keys, oldest)
     return {
         "pending": pending,
         "executing": executing,
         "scheduled": scheduled,
+        "waiting": waiting,
         "succeeded": succeeded,
         "failed": failed,
         "rejected": rejected,
+        "oldest_pending_seconds": oldest_age,
         "workers": workers,
     }
+
+
+def _age_seconds(client: SyncClient, keys: Keys, entry: bytes | None) -> float | None:
+    """How long the next pending task has waited (since its pending-created), or None."""
+    task_id = keys.parse_entry(entry)[0] if entry is not None else None
+    created = cast(
+        bytes | None, client.hget(keys.task(task_id), "pending-created") if task_id else None
+    )
+    try:
+        return max(0.0, (now_ms() - ms_from_iso(created.decode())) / 1000) if created else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def known_queues(client: SyncClient) -> list[str]:
+    """Every queue name in the registry of queues (``dothis.queues``, SPEC.md 2.3), sorted by
+    name; read with one ZRANGE, never KEYS or SCAN."""
+    names = cast(list[bytes], client.zrange(QUEUES_REGISTRY, 0, -1))
+    return sorted(name.decode("utf-8", "replace") for name in names)
+
+
+def hash_fields(
+    client: SyncClient, keys: Keys, ids: Sequence[str], names: Sequence[str]
+) -> list[list[str | None]]:
+    """The fields ``names`` of each task hash of ``ids`` (None where absent), pipelined in
+    batches of 1,000."""
+    rows: list[list[bytes | None]] = []
+    for start in range(0, len(ids), 1000):
+        pipe = client.pipeline(transaction=False)
+        for task_id in ids[start : start + 1000]:
+            pipe.hmget(keys.task(task_id), list(names))
+        rows += cast(list[list[bytes | None]], pipe.execute())
+    return [[None if value is None else value.decode("utf-8", "replace") for value in row]
+            for row in rows]  # fmt: skip
+
+
+def pending_functions(queue: Any, count: int = 100) -> list[str]:
+    """The function names of the next ``count`` pending tasks, the next to run first (entries
+    that are not valid ids, and hashes without a function, are left out)."""
+    keys: Keys = queue.keys
+    with translate_errors(queue.url):
+        client = queue.redis
+        entries = cast(list[bytes], client.lrange(keys.pending, -count, -1))
+        ids = [task_id for entry in reversed(entries)
+               if (task_id := keys.parse_entry(entry)[0]) is not None]  # fmt: skip
+        rows = hash_fields(client, keys, ids, [Field.FUNCTION])
+    return [row[0] for row in rows if row[0]]
+
+
+def failed_ids(queue: Any, function: str | None = None) -> list[str]:
+    """Every id in the failed registry, newest first; with ``function``, only the ids whose
+    hash names that function."""
+    keys: Keys = queue.keys
+    with translate_errors(queue.url):
+        client = queue.redis
+        raw = cast(list[bytes], client.zrevrange(keys.failed, 0, -1))
+        ids = [task_id.decode("utf-8", "replace") for task_id in raw]
+        if function is None:
+            return ids
+        rows = hash_fields(client, keys, ids, [Field.FUNCTION])
+    return [task_id for task_id, row in zip(ids, rows, strict=True) if row[0] == function]

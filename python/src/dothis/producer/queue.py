@@ -15,9 +15,11 @@ from dothis.producer.inspection import Inspection
 from dothis.producer.options import OPTION_NAMES, Parents, TaskOptions
 from dothis.producer.results import ResultListener
 from dothis.producer.task import Task
+from dothis.producer.tracing import trace_fields
 from dothis.store.clock import measure
 from dothis.store.connection import SyncClient, connect, resolve_url, translate_errors
 from dothis.store.execute import SyncStore
+from dothis.store.leases import note_queues
 from dothis.store.ops import Ops, ScriptCall
 from dothis.store.replies import Enqueued
 from dothis.wire import codec
@@ -116,11 +118,13 @@ class Queue(Inspection):
         return self._results
 
     def _check_clock(self) -> None:
-        """Measure this machine's clock against Redis once (SPEC.md 9.8): delays and timestamps
-        are written in Redis's time."""
+        """Once, before the first enqueue: measure this machine's clock against Redis (SPEC.md
+        9.8: delays and timestamps are written in Redis's time), and list the queue in the
+        registry of queues (SPEC.md 2.3)."""
         if not self._clock_checked:
             with translate_errors(self.url):
                 measure(self.store)
+                note_queues(self.redis, [self.keys.queue])
             self._clock_checked = True
 
     def _request(
@@ -140,6 +144,7 @@ class Queue(Inspection):
             Field.ARGS, encoded,
             Field.PENDING_CREATED, now_iso(),
             *extra,
+            *trace_fields(),
         ]  # fmt: skip
         return self.ops.enqueue(task_id, placement, parents, fields,
                                 into_executing=self.eager is not None)  # fmt: skip

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from typing import Any, Protocol
 
 from dothis.errors import TaskFailed, WaitTimeout
 from dothis.producer.results import ResultListener
+from dothis.store.connection import connect, translate_errors
 from dothis.wire.protocol import Keys, State
 from dothis.wire.records import TaskInfo
 
@@ -86,6 +88,31 @@ class Task:
     def error(self) -> TaskFailed | None:
         info = self.refresh()
         return info.failure() if info else None
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The last progress the task reported: ``{"fraction", "message", "updated"}``, or None."""
+        info = self.refresh()
+        return info.progress if info else None
+
+    def wait_progress(self, timeout: float) -> dict[str, Any]:
+        """The next progress report after this call (SPEC.md 5.16: a message on
+        ``<queue>:progress``); WaitTimeout when none comes within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        client = connect(self.queue.url)
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        with translate_errors(self.queue.url), contextlib.closing(client), pubsub:
+            pubsub.subscribe(self.queue.keys.progress)
+            while (left := deadline - time.monotonic()) > 0:
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+                if message is not None and message["data"] == self.key.encode():
+                    report = self.progress
+                    if report is not None:
+                        return report
+        raise WaitTimeout(
+            f"task {self.id} reported no progress within {timeout} s (state: {self.state}); "
+            "wait longer, or check that its function calls dothis.progress()"
+        )
 
     def cancel(self) -> str:
         """Cancel the task: ``cancelled`` (it had not started), ``requested`` (it is running;

@@ -8,15 +8,18 @@ info`` find a queue's workers there, never by SCAN over key patterns.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio.client
 import redis.client
+import redis.exceptions
 
 from dothis.store.connection import SyncClient
 from dothis.wire.clock import now_iso, now_ms
+from dothis.wire.protocol import QUEUES_REGISTRY
 
 Pipe = redis.client.Pipeline | redis.asyncio.client.Pipeline
 
@@ -49,8 +52,12 @@ def _register(
     _list(pipe, listing, lease_ms, prune=True)
 
 
-def _beat(pipe: Pipe, key: str, lease_ms: int, listing: Listing | None) -> None:
+def _beat(
+    pipe: Pipe, key: str, lease_ms: int, listing: Listing | None, extra: Mapping[str, str]
+) -> None:
     pipe.hset(key, "heartbeat", now_iso())
+    if extra:
+        pipe.hset(key, mapping=cast(Mapping[Any, Any], extra))
     pipe.pexpire(key, lease_ms)
     _list(pipe, listing, lease_ms)
 
@@ -73,11 +80,17 @@ def register(
     pipe.execute()
 
 
-def heartbeat(client: SyncClient, key: str, lease_ms: int, listing: Listing | None = None) -> bool:
-    """Renew the lease (and the listing's score); False when the key had expired (it is then
-    only a heartbeat field: the caller registers again)."""
+def heartbeat(
+    client: SyncClient,
+    key: str,
+    lease_ms: int,
+    listing: Listing | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> bool:
+    """Renew the lease (and the listing's score), writing the ``extra`` fields too; False when the
+    key had expired (it then holds only what this wrote: the caller registers again)."""
     pipe = client.pipeline(transaction=True)
-    _beat(pipe, key, lease_ms, listing)
+    _beat(pipe, key, lease_ms, listing, extra or {})
     added = pipe.execute()[0]
     return not added
 
@@ -87,3 +100,11 @@ def leave(client: SyncClient, key: str, listing: Listing) -> None:
     pipe = client.pipeline(transaction=True)
     _leave(pipe, key, listing)
     pipe.execute()
+
+
+def note_queues(client: SyncClient, queues: list[str]) -> None:
+    """List the queues in the registry of queues (SPEC.md 2.3), scored now. Informative: a write
+    refused (an ACL user without access to it) is ignored."""
+    now = now_ms()
+    with contextlib.suppress(redis.exceptions.ResponseError):
+        client.zadd(QUEUES_REGISTRY, {queue: now for queue in queues})

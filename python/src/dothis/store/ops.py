@@ -127,6 +127,8 @@ class Ops:
         keys = [k.task(task_id), target, k.scheduled]
         for parent in parents:
             keys += [k.task(parent), k.dependents(parent)]
+        if parents:
+            keys.append(k.waiting)  # a task that waits joins the index (SPEC.md 5.13)
         args = [task_id, placement, "1" if replace else "0", str(len(parents)), *parents, *fields]
         return ScriptCall("enqueue", keys, args, lambda raw: Enqueued(int(raw)))
 
@@ -135,7 +137,7 @@ class Ops:
         key = k.task(task_id)
         return ScriptCall(
             "cancel",
-            [key, k.pending, k.scheduled, k.failed, k.dependents(task_id), k.releasing],
+            [key, k.pending, k.scheduled, k.failed, k.dependents(task_id), k.releasing, k.waiting],
             [task_id, now_iso(), now_ms(), k.results, key, ttl_arg(failure_ttl)],
             lambda raw: Cancelled(int(raw)),
         )
@@ -169,6 +171,13 @@ class Ops:
         """renew.lua: extend a held task's lease; False when the worker no longer holds it."""
         return ScriptCall("renew", [self.keys.task(claim.task_id)],
                           [claim.worker, claim.claims, now_ms() + lease_ms],
+                          lambda raw: raw == 1)  # fmt: skip
+
+    def progress(self, task_id: str, claims: int, worker: str, report: str) -> ScriptCall[bool]:
+        """progress.lua (SPEC.md 5.16): False when the try no longer holds the task."""
+        k = self.keys
+        key = k.task(task_id)
+        return ScriptCall("progress", [key], [claims, worker, report, k.progress, key],
                           lambda raw: raw == 1)  # fmt: skip
 
     def reject(self, entry: bytes, record: str) -> ScriptCall[bool]:
@@ -241,9 +250,10 @@ class Ops:
         k = self.keys
         key = k.task(child)
         target = k.executing if into_executing else k.pending
+        keys = [key, target, k.dependents(parent), k.failed, k.dependents(child), k.releasing]
         return ScriptCall(
             "release",
-            [key, target, k.dependents(parent), k.failed, k.dependents(child), k.releasing],
+            [*keys, k.waiting],
             [child, parent, outcome, now_iso(), now_ms(), k.results, key, ttl_arg(failure_ttl)],
             lambda raw: Released(int(raw)),
         )
@@ -274,6 +284,26 @@ class Ops:
 
     def followups_due(self, limit: int) -> Command[list[bytes]]:
         return Command(("SRANDMEMBER", self.keys.releasing, limit), lambda raw: list(raw or []))
+
+    def pending_length(self) -> Command[int]:
+        return Command(("LLEN", self.keys.pending), int)
+
+    def waiting_due(self, now: int, limit: int) -> Command[list[bytes]]:
+        """Ids of the index of waiting tasks whose parents check is due (SPEC.md 5.13)."""
+        return Command(("ZRANGEBYSCORE", self.keys.waiting, "-inf", now, "LIMIT", 0, limit), list)
+
+    def waiting_parents(self, task_id: str) -> Command[list[bytes | None]]:
+        """state and depends-on of a task."""
+        return Command(("HMGET", self.keys.task(task_id), "state", "depends-on"), list)
+
+    def task_exists(self, task_id: str) -> Command[bool]:
+        return Command(("EXISTS", self.keys.task(task_id)), bool)
+
+    def check_waiting_later(self, task_id: str, due_ms: int) -> Command[Any]:
+        return Command(("ZADD", self.keys.waiting, due_ms, task_id), _same)
+
+    def unindex_waiting(self, task_id: str | bytes) -> Command[Any]:
+        return Command(("ZREM", self.keys.waiting, task_id), _same)
 
     def cancel_requested(self, task_id: str) -> Command[bool]:
         return Command(("HEXISTS", self.keys.task(task_id), "cancel-requested"),

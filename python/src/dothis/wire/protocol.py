@@ -28,6 +28,10 @@ class Outcome(StrEnum):
     EXPIRED = "expired"
 
 
+# release.lua's parent result for a parent whose hash is gone (SPEC.md 5.13): the child fails.
+PARENT_VANISHED = "vanished"
+
+
 class ErrorCode(StrEnum):
     EXCEPTION = "exception"
     MISSING_FUNCTION = "missing-function"
@@ -70,6 +74,8 @@ class Field(StrEnum):
     ON_FAILURE = "on-failure"
     CALLBACK_OF = "callback-of"
     DESCRIPTION = "description"
+    TRACEPARENT = "traceparent"
+    TRACESTATE = "tracestate"
     PROTOCOL = "protocol"
     PENDING_CREATED = "pending-created"
     EXECUTING_CREATED = "executing-created"
@@ -80,6 +86,7 @@ class Field(StrEnum):
     RETRIES = "retries"
     SCHEDULED_FOR = "scheduled-for"
     CANCEL_REQUESTED = "cancel-requested"
+    PROGRESS = "progress"
     RESULT_VALUE = "result-value"
     RESULT = "result"
     FINISHED_CREATED = "finished-created"
@@ -102,7 +109,12 @@ KEY_TEMPLATES = {
     "releasing": "<queue>:releasing",
     "periodic": "<queue>:periodic",
     "workers": "<queue>:workers",
+    "waiting": "<queue>:waiting",
+    "progress": "<queue>:progress",
 }
+
+# The registry of queues (SPEC.md 2.3): a key of no queue.
+QUEUES_REGISTRY = "dothis.queues"
 
 ID_MAX_BYTES = 256
 QUEUE_MAX_BYTES = 128
@@ -189,6 +201,14 @@ class Keys:
     @property
     def releasing(self) -> str:
         return f"{self.queue}:releasing"
+
+    @property
+    def waiting(self) -> str:
+        return f"{self.queue}:waiting"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.queue}:progress"
 
     @property
     def periodic(self) -> str:

@@ -70,6 +70,17 @@ class TaskInfo:
         return self.state == State.FINISHED and self.outcome is not None
 
     @property
+    def progress(self) -> dict[str, Any] | None:
+        """The last progress report (SPEC.md 5.16): fraction, message, updated; None when there is
+        none or it does not parse as a JSON object."""
+        raw = self.get(Field.PROGRESS)
+        try:
+            report = codec.decode(raw) if raw is not None else None
+        except ValueError:
+            return None
+        return report if isinstance(report, dict) else None
+
+    @property
     def value(self) -> Any:
         """The function's return value when the task succeeded, else None."""
         raw = self.get(Field.RESULT_VALUE)
@@ -132,7 +143,8 @@ def worker_record(
     now = now_iso()
     return {
         "id": worker_id, "host": socket.gethostname(), "pid": str(os.getpid()),
-        "language": language, "version": __version__, "protocol": str(PROTOCOL_VERSION),
+        "language": language, "implementation": f"dothis-{language}", "version": __version__,
+        "protocol": str(PROTOCOL_VERSION),
         "queues": codec.encode(list(queues)), "functions": codec.encode(sorted(functions)),
         "concurrency": str(concurrency), "started": now, "heartbeat": now,
     }  # fmt: skip

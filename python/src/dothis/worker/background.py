@@ -11,7 +11,7 @@ from typing import Protocol
 from redis.exceptions import ResponseError
 
 from dothis.store.connection import REDIS_ERRORS
-from dothis.store.faults import describe
+from dothis.store.faults import report
 
 log = logging.getLogger("dothis.worker")
 
@@ -56,9 +56,9 @@ class Background:
             except REDIS_ERRORS as error:
                 log.debug("%s failed (%s); retrying", concern.name, error)
             except ResponseError as error:  # a Redis fault (READONLY, OOM...): one line, no trace
-                log.warning("%s failed: %s; retrying", concern.name, describe(error))
+                report(log, error, "%s failed", concern.name)
             except Exception:
-                log.exception("%s failed; retrying", concern.name)
+                log.exception("%s failed", concern.name)
             # A cancel that arrived during the tick may surface as a connection error from the
             # client library; the loop must still end.
             if current is not None and current.cancelling():

@@ -15,7 +15,7 @@ import redis
 
 from dothis.store.connection import REDIS_OR_REPLY_ERRORS, redact
 from dothis.store.execute import AsyncStore
-from dothis.store.faults import describe
+from dothis.store.faults import report
 from dothis.worker.lane import Lane
 
 log = logging.getLogger("dothis.worker")
@@ -76,7 +76,7 @@ class Claimer:
 
     def _log_outage(self, error: BaseException) -> None:
         if isinstance(error, redis.ResponseError):
-            log.error("cannot claim: %s; retrying with backoff", describe(error))
+            report(log, error, "cannot claim")
         else:
             log.warning("lost Redis at %s (%s); reconnecting with backoff", redact(self.url),
                         error)  # fmt: skip

@@ -13,11 +13,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from dothis.store import leases
 from dothis.store.connection import REDIS_OR_REPLY_ERRORS, connect
 from dothis.store.execute import SyncStore
 from dothis.store.ops import Ops
+from dothis.wire import codec
 from dothis.wire.records import Claim
 from dothis.worker.lane import Lane
 
@@ -35,8 +37,10 @@ class Heartbeat:
         fields: Mapping[str, str],
         lease_ms: int,
         heartbeat_ms: int,
+        running: Callable[[str], list[dict[str, Any]]] = lambda queue: [],
     ) -> None:
         self.store = SyncStore(connect(url))
+        self.running = running
         self.lanes = lanes
         self.worker_id = worker_id
         self.fields = fields
@@ -73,6 +77,7 @@ class Heartbeat:
         for lane in self.lanes:
             leases.register(self.store.client, lane.keys.worker(self.worker_id), self.fields,
                             self.lease_ms, self._listing(lane))  # fmt: skip
+        leases.note_queues(self.store.client, [lane.keys.queue for lane in self.lanes])
 
     def start(self, loop: asyncio.AbstractEventLoop, on_lost: Lost) -> None:
         self._loop, self._on_lost = loop, on_lost
@@ -112,10 +117,12 @@ class Heartbeat:
         for lane in self.lanes:
             key = lane.keys.worker(self.worker_id)
             listing = self._listing(lane)
-            if not leases.heartbeat(client, key, self.lease_ms, listing):
+            running = {"running": codec.encode(self.running(lane.keys.queue))}
+            if not leases.heartbeat(client, key, self.lease_ms, listing, running):
                 log.warning("worker key %s had expired (the worker was stalled or Redis lost it); "
                             "its tasks may run elsewhere too", key)  # fmt: skip
                 leases.register(client, key, self.fields, self.lease_ms, listing)
+        leases.note_queues(client, [lane.keys.queue for lane in self.lanes])
         with self._lock:
             held = list(self._held.values())
         if not held:

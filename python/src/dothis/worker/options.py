@@ -44,6 +44,11 @@ class WorkerOptions:
     cancel_check_ms: int = 500
     grace_seconds: float = 30.0
     block_seconds: float = 2.0
+    # Drain what is queued now (pending, and scheduled tasks already due), then exit.
+    burst: bool = False
+    # Serve Prometheus metrics on this port (loopback unless metrics_host says otherwise).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.prefetch < 0:

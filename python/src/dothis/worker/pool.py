@@ -40,10 +40,13 @@ import signal
 import socket
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any, ClassVar
 
+from dothis.engine.context import TaskContext
+from dothis.engine.hooks import call_hooks
 from dothis.engine.registry import Registry
 from dothis.engine.tries import (
     Crashed,
@@ -51,6 +54,7 @@ from dothis.engine.tries import (
     TryResult,
     from_message,
     run_call,
+    serve_tries_here,
     to_message,
     within_limit,
 )
@@ -184,18 +188,21 @@ def _child_main(sock: socket.socket, registry: Registry) -> None:
     token = _recv_frame(sock)
     if token is None:
         return
+    serve_tries_here()
     serving = _Serving.current = _Serving(sock, json.loads(token), os.getpid())
+    call_hooks(registry.startup, "startup")
     while True:
         try:
             request = _recv_frame(sock)
         except OSError:
             return
-        if request is None:
+        if request is None:  # the worker closed its end: a graceful stop
+            call_hooks(registry.shutdown, "shutdown")
             return
-        serving.try_id, serving.nonce, name, args, max_value_bytes = json.loads(request)
+        serving.try_id, serving.nonce, name, args, max_value_bytes, task = json.loads(request)
         function = registry.get(name)
         result = (
-            run_call(function, args)
+            run_call(function, args, task and TaskContext.from_message(task), registry.middleware)
             if function is not None
             else Raised(f"{name} is not registered in the child")
         )
@@ -282,12 +289,17 @@ class Child:
         return bytes(buffer)
 
     async def call(
-        self, name: str, args: dict[str, Any], max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+        self,
+        name: str,
+        args: dict[str, Any],
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        task: TaskContext | None = None,
     ) -> TryResult:
         loop = asyncio.get_running_loop()
         self.tries += 1
         try_id, nonce = self.tries, secrets.token_hex(8)
-        request = json.dumps([try_id, nonce, name, args, max_value_bytes]).encode()
+        message = task.to_message() if task is not None else None
+        request = json.dumps([try_id, nonce, name, args, max_value_bytes, message]).encode()
         reading = asyncio.ensure_future(self._exchange(request, max_value_bytes))
         ended: asyncio.Future[None] = loop.create_future()
 
@@ -325,21 +337,36 @@ class Child:
         except OSError as error:
             raise ChildCrashed(str(error)) from error
 
-    async def stop(self) -> int:
-        """Kill the child and collect it (once, however often it is called); its exit status."""
+    async def stop(self, grace: float = 0.0) -> int:
+        """Stop the child and collect it (once, however often it is called); its exit status.
+        With ``grace``, an idle child is first asked to end (it runs its shutdown hooks) and
+        given that many seconds; then, or at once, it is killed."""
         if self.stopping is None:
-            self.stopping = asyncio.ensure_future(self._stop())
+            self.stopping = asyncio.ensure_future(self._stop(grace))
         return await asyncio.shield(self.stopping)
 
-    async def _stop(self) -> int:
+    async def _stop(self, grace: float) -> int:
+        if grace > 0:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+                if done:
+                    self._close_fds()
+                    return status
+                await asyncio.sleep(0.02)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
+        self._close_fds()
+        _, status = await asyncio.get_running_loop().run_in_executor(None, os.waitpid, self.pid, 0)
+        return status
+
+    def _close_fds(self) -> None:
         self.sock.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
-        _, status = await asyncio.get_running_loop().run_in_executor(None, os.waitpid, self.pid, 0)
-        return status
 
     def exit_description(self, status: int) -> str:
         if os.WIFSIGNALED(status):
@@ -380,6 +407,7 @@ class ProcessPool:
         args: dict[str, Any],
         timeout: float | None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        task: TaskContext | None = None,
     ) -> TryResult:
         """One try in a child; TimeoutError after ``timeout`` s; Crashed if the child dies or
         something else answers; TooLarge for a value longer than ``max_value_bytes``."""
@@ -394,7 +422,8 @@ class ProcessPool:
                     return Crashed(f"the pool stopped before {name} could run")
             running = child
             try:
-                return await asyncio.wait_for(running.call(name, args, max_value_bytes), timeout)
+                call = running.call(name, args, max_value_bytes, task)
+                return await asyncio.wait_for(call, timeout)
             except (TimeoutError, asyncio.CancelledError):
                 child, _ = await self._replace(running)
                 raise
@@ -414,8 +443,9 @@ class ProcessPool:
             if child is not None:
                 self._idle.put_nowait(child)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop every child; with ``grace`` seconds, idle ones end on their own first (their
+        shutdown hooks run)."""
         self._closed = True
         children, self._children = self._children, []  # no try replaces them from here
-        for child in children:
-            await child.stop()
+        await asyncio.gather(*(child.stop(grace) for child in children))

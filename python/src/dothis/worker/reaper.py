@@ -3,7 +3,8 @@
 An executing entry whose hash names an owner whose worker key has expired is recovered at once.
 An entry with no recorded owner (its claimer died between the claim and start.lua) is recovered
 only after this reaper has seen it ownerless for a whole lease, so a live claimer is never raced.
-Each sweep also runs follow-ups left in ``<queue>:releasing`` by a worker that died.
+Each sweep also runs follow-ups left in ``<queue>:releasing`` by a worker that died, and checks
+the parents of waiting tasks (a parent whose hash vanished fails its children).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from dothis.engine.events import Kind, TaskEvent
 from dothis.engine.flow import Flow
-from dothis.engine.followups import drain_followups, run_followups
+from dothis.engine.followups import check_waiting, drain_followups, run_followups
 from dothis.store.execute import AsyncStore
 from dothis.store.replies import Recovered
 from dothis.wire.clock import now_ms
@@ -54,6 +56,7 @@ class Reaper:
     async def sweep(self, lane: Lane) -> None:
         failure_ttl = lane.context.failure_ttl
         await self.drive(drain_followups(lane.ops, failure_ttl))
+        await self.drive(check_waiting(lane.ops, failure_ttl))
         entries = await self._executing(lane)
         valid: list[tuple[bytes, str]] = []
         for entry in entries:
@@ -120,7 +123,10 @@ class Reaper:
                       else f"dead worker {owner}" if owner else "an unfinished claim")  # fmt: skip
             log.warning("recovered task %s from %s: back in %s", task_id, source,
                         lane.keys.pending)  # fmt: skip
+            lane.context.observe(TaskEvent(Kind.RECOVERED, lane.keys.queue, task_id, self.worker_id,
+                                           reason=source))  # fmt: skip
         elif outcome is Recovered.FAILED:
             await self.drive(run_followups(task_id, lane.ops, lane.context.failure_ttl))
-            log.warning("task %s failed with worker-lost: claimed %d times", task_id,
-                        self.max_claims)  # fmt: skip
+            lane.context.observe(TaskEvent(Kind.FAILED, lane.keys.queue, task_id, self.worker_id,
+                                           code="worker-lost", reason=f"claimed {self.max_claims} "
+                                           "times, its worker lost each time"))  # fmt: skip

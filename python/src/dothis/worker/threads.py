@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dothis.engine.context import Middleware, TaskContext
 from dothis.engine.tries import TryResult, run_call
 
 log = logging.getLogger("dothis.pool")
@@ -22,8 +24,7 @@ log = logging.getLogger("dothis.pool")
 
 @dataclass
 class _Job:
-    function: Callable[..., Any]
-    args: dict[str, Any]
+    call: Callable[[], TryResult]  # the try: run_call with its function, args, task, middleware
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[TryResult]
 
@@ -83,11 +84,18 @@ class ThreadPool:
             return len(self._abandoned)
 
     async def run(
-        self, name: str, function: Callable[..., Any], args: dict[str, Any], timeout: float | None
+        self,
+        name: str,
+        function: Callable[..., Any],
+        args: dict[str, Any],
+        timeout: float | None,
+        task: TaskContext | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> TryResult:
         """``function(**args)`` in a thread; TimeoutError after ``timeout`` s."""
         loop = asyncio.get_running_loop()
-        job = _Job(function, args, loop, loop.create_future())
+        call = functools.partial(run_call, function, args, task, middleware)
+        job = _Job(call, loop, loop.create_future())
         worker = self._take(job)
         worker.jobs.put(job)
         try:
@@ -144,7 +152,7 @@ class ThreadPool:
                 continue  # taken just now: its job is on the way
             if job is None:
                 return
-            result = run_call(job.function, job.args)
+            result = job.call()
             with self._lock:
                 worker.job = None
                 self._busy.discard(worker)

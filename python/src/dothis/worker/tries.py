@@ -96,10 +96,11 @@ class Tries:
 
     async def _invoke(self, invocation: Invocation, timeout: float | None) -> TryResult:
         function, args = invocation.function, invocation.args
+        task, middleware = invocation.task, invocation.middleware
         if invocation.is_async:
-            return await asyncio.wait_for(run_coroutine(function, args), timeout)
-        if self.pool is not None:
-            return await self.pool.run(invocation.name, args, timeout, self.max_value_bytes)
+            return await asyncio.wait_for(run_coroutine(function, args, task, middleware), timeout)
+        if self.pool is not None:  # its children enter their own copy of the middleware
+            return await self.pool.run(invocation.name, args, timeout, self.max_value_bytes, task)
         if self.threads is None:  # pool "inline": on the event loop, for short functions
-            return run_call(function, args)
-        return await self.threads.run(invocation.name, function, args, timeout)
+            return run_call(function, args, task, middleware)
+        return await self.threads.run(invocation.name, function, args, timeout, task, middleware)

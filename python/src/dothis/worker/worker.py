@@ -21,28 +21,37 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from dothis.engine.context import set_reporter
 from dothis.engine.decide import RetryPolicy
+from dothis.engine.events import Observers
 from dothis.engine.flow import Flow, RunTry, drive_async
+from dothis.engine.hooks import await_hooks
 from dothis.engine.lifecycle import Context, process
+from dothis.engine.progress import ProgressWriter
 from dothis.engine.registry import Registry, default_registry
-from dothis.engine.tries import TryResult
+from dothis.engine.tries import TryResult, serve_tries_here
 from dothis.store.connection import REDIS_ERRORS, connect_async, redact, resolve_url
 from dothis.store.execute import AsyncStore
 from dothis.store.ops import Limits, Ops
 from dothis.store.replies import Recovered
 from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Keys, check_name
 from dothis.wire.records import Claim, worker_record
+from dothis.worker import tracing
 from dothis.worker.background import Background, Concern
+from dothis.worker.burst import Burst
 from dothis.worker.cancels import CancelWatcher
 from dothis.worker.claims import Claimer
 from dothis.worker.clockcheck import ClockCheck
 from dothis.worker.heartbeat import Heartbeat
 from dothis.worker.lane import Lane
+from dothis.worker.logs import TaskLog
+from dothis.worker.metrics import WorkerMetrics, attach
 from dothis.worker.options import WorkerOptions
 from dothis.worker.pool import ProcessPool
 from dothis.worker.promoter import Promoter
 from dothis.worker.reaper import Reaper
 from dothis.worker.redis_check import check_redis
+from dothis.worker.running import RunningNow
 from dothis.worker.scheduler import Scheduler
 from dothis.worker.threads import ThreadPool
 from dothis.worker.tries import Tries
@@ -52,6 +61,8 @@ log = logging.getLogger("dothis.worker")
 # Fault injection for the crash tests (SPEC.md 9.6): DOTHIS_CRASH_AT=<step> makes the worker
 # SIGKILL itself right after that step of its first task.
 CRASH_STEPS = ("claimed", "started", "ran", "finished")
+BURST_BLOCK_SECONDS = 0.25
+POOL_GRACE_SECONDS = 5.0  # for pool children to run their shutdown hooks
 
 
 def _stuck_exit() -> None:
@@ -88,6 +99,7 @@ class Worker:
         self.keys = [Keys(name) for name in self.queues]  # checks every name
         self.url = resolve_url(url)
         self.registry = registry if registry is not None else default_registry
+        tracing.install(self.registry)  # a consumer span around every call (before any fork)
         self.id = check_name(worker_id or str(uuid.uuid4()), "worker id", ID_MAX_BYTES)
         self.options = options or WorkerOptions()
         self._stopping = threading.Event()
@@ -98,6 +110,10 @@ class Worker:
         self._running: dict[asyncio.Task[Any], tuple[Lane, bytes]] = {}
         self._crash_at = _crash_step()
         self.lanes: list[Lane] = []
+        # Who hears of every task event (engine/events.py): the log lines, metrics, traces.
+        self.running = RunningNow()
+        self.metrics: WorkerMetrics | None = None  # served when options.metrics_port is set
+        self.observers = Observers([TaskLog(), self.running])
 
     @property
     def processed(self) -> int:
@@ -135,38 +151,57 @@ class Worker:
             watchdog.start()
 
     async def serve(self) -> None:
+        serve_tries_here()  # a process task code forks exits when it comes back from the task
+        set_reporter(ProgressWriter(self.url))  # tasks' progress(), here and in pool children
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         self._stop_event = asyncio.Event()
         if self._stopping.is_set():
             self._stop_event.set()
-        options = self.options
         self.store = AsyncStore(connect_async(self.url))
-        blocking = AsyncStore(connect_async(self.url, blocking_seconds=options.block_seconds))
+        blocking = AsyncStore(connect_async(self.url, blocking_seconds=self._block_seconds()))
         try:
             await check_redis(self.store.client, self.url)
-            # Children are forked before anything else runs, so they carry no other state.
-            pool = ProcessPool(options.concurrency, self.registry)
-            if options.pool == "process":
-                pool.start()
-            executor = ThreadPool(options.concurrency) if options.pool == "thread" else None
-            try:
-                self.tries = Tries(
-                    options.concurrency,
-                    options.timeout,
-                    pool if options.pool == "process" else None,
-                    executor,
-                    options.max_value_bytes,
-                )
-                with self._signals():
-                    await self._serve(blocking)
-            finally:
-                await pool.close()
-                if executor is not None:
-                    executor.shutdown(wait=not self.forced.is_set(), cancel_futures=True)
+            await self._with_pools(blocking)
         finally:
             await self.store.client.aclose()
             await blocking.client.aclose()
+
+    async def _with_pools(self, blocking: AsyncStore) -> None:
+        options = self.options
+        # Children are forked before anything else runs, so they carry no other state.
+        pool = ProcessPool(options.concurrency, self.registry)
+        if options.pool == "process":
+            pool.start()
+        executor = ThreadPool(options.concurrency) if options.pool == "thread" else None
+        try:
+            # After the fork: the children inherit neither the metrics' socket nor what these
+            # hooks set up (each child runs its own).
+            self.metrics = attach(self)
+            await await_hooks(self.registry.startup)
+            self.tries = Tries(options.concurrency, options.timeout,
+                               pool if options.pool == "process" else None, executor,
+                               options.max_value_bytes)  # fmt: skip
+            with self._signals():
+                await self._serve(blocking)
+            await await_hooks(self.registry.shutdown)
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
+            graceful = bool(self.registry.shutdown) and not self.forced.is_set()
+            await pool.close(grace=POOL_GRACE_SECONDS if graceful else 0.0)
+            if executor is not None:
+                executor.shutdown(wait=not self.forced.is_set(), cancel_futures=True)
+
+    def _block_seconds(self) -> float:
+        """How long an idle claim blocks; short in burst mode, which must notice the end."""
+        return min(self.options.block_seconds, BURST_BLOCK_SECONDS) if self.options.burst \
+            else self.options.block_seconds  # fmt: skip
+
+    def _stop_now(self) -> None:
+        self._stopping.set()
+        if self._stop_event is not None:
+            self._stop_event.set()
 
     def _signals(self) -> _Signals:
         return _Signals(self)
@@ -181,7 +216,7 @@ class Worker:
             lanes.append(Lane(keys, ops, Context(
                 ops=ops, worker_id=self.id, registry=self.registry, limits=limits, policy=policy,
                 result_ttl=options.result_ttl, failure_ttl=options.failure_ttl,
-                stopping=self.forced.is_set, lease_ms=options.lease_ms,
+                stopping=self.forced.is_set, lease_ms=options.lease_ms, observe=self.observers,
                 hold=partial(self._hold, ops), release=partial(self._release, ops))))  # fmt: skip
         return lanes
 
@@ -205,9 +240,9 @@ class Worker:
         self.lanes = self._lanes()
         fields = {**worker_record(self.id, self.queues, self.registry.names(),
                                   options.concurrency), "leases": "task"}  # fmt: skip
-        heartbeat = self.heartbeat = Heartbeat(
-            self.url, self.lanes, self.id, fields, options.lease_ms, options.heartbeat_ms
-        )
+        heartbeat = self.heartbeat = Heartbeat(self.url, self.lanes, self.id, fields,
+                                               options.lease_ms, options.heartbeat_ms,
+                                               self.running.snapshot)  # fmt: skip
         await ClockCheck(self.store).tick()  # before any time is written
         await loop.run_in_executor(None, heartbeat.register)
         heartbeat.start(loop, self._lost)
@@ -224,10 +259,13 @@ class Worker:
         ]  # fmt: skip
         if self.registry.schedules:
             concerns.append(Scheduler(self.store, self.lanes, self.registry.schedules))
+        if options.burst:
+            concerns.append(Burst(self.store, self.lanes, lambda: bool(self._running),
+                                  self._stop_now))  # fmt: skip
         background = Background(concerns)
         background.start()
         self.claimer = Claimer(self.store, blocking, self.lanes,
-                               options.concurrency + options.prefetch, options.block_seconds,
+                               options.concurrency + options.prefetch, self._block_seconds(),
                                self.url)  # fmt: skip
         try:
             assert self._stop_event is not None
@@ -260,6 +298,7 @@ class Worker:
         task_id = lane.keys.parse_entry(entry)[0] if lane is not None else None
         if lane is not None and task_id is not None:  # however its handling ended
             self.heartbeat.release(lane.ops, task_id)
+            self.running.forget(lane.keys.queue, task_id)
         self.claimer.release()
         if self._wakeup is not None:
             self._wakeup.set()

@@ -1,0 +1,42 @@
+"""The trace a task carries: its ``traceparent`` and ``tracestate`` fields (SPEC.md 3.1).
+
+A task enqueued while an OpenTelemetry span is active carries that span's context, and the
+worker continues the trace from it (``worker/tracing.py``). Outside a trace nothing is written.
+
+The fields are W3C Trace Context by protocol, whatever propagator the application configured
+(B3, say), so the W3C propagator writes them, not the global one. No span of its own: the fields
+are built before the write and before the other tasks of an ``enqueue_many`` are checked, so such
+a span could describe a task never written; the Node client does the same (src/tracing.ts).
+OpenTelemetry is imported at the first enqueue, not with ``dothis``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from dothis.wire.protocol import Field
+
+if TYPE_CHECKING:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+FIELDS = (Field.TRACEPARENT, Field.TRACESTATE)
+
+
+def trace_fields() -> list[str]:
+    """``[traceparent, <value>, tracestate, <value>]`` of the active span (each pair only when it
+    has a value); empty outside a trace."""
+    from opentelemetry import trace
+
+    if not trace.get_current_span().get_span_context().is_valid:
+        return []
+    carrier: dict[str, str] = {}
+    _w3c().inject(carrier)
+    return [item for name in FIELDS if (value := carrier.get(name)) for item in (name, value)]
+
+
+@functools.cache
+def _w3c() -> TraceContextTextMapPropagator:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator()
