@@ -10,14 +10,15 @@ ERROR. It is entered where the function runs: the worker, a thread, or a child o
 pool, which needs a tracer provider of its own to export (an ``on_startup`` hook can set one).
 
 Without an OpenTelemetry SDK the API's tracer makes no span and only the task's context is made
-current, which costs microseconds. OpenTelemetry is imported at the first try, not with
-``dothis``.
+current, which costs microseconds; a task that carries no trace, in a process where no tracer
+provider is set, costs nothing at all (OpenTelemetry is not even imported).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -34,10 +35,22 @@ if TYPE_CHECKING:
 FIELDS = (Field.TRACEPARENT, Field.TRACESTATE)
 
 
+def _untraced(task: TaskContext) -> bool:
+    """Nothing to trace: the task carries no trace and no tracer provider is set (OpenTelemetry
+    not even imported, or its global provider still the API's placeholder)."""
+    if task.fields.get(Field.TRACEPARENT) is not None:
+        return False
+    trace = sys.modules.get("opentelemetry.trace")
+    return trace is None or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 @contextlib.contextmanager
 def consumer_span(task: TaskContext) -> Iterator[None]:
     """Middleware: run the try inside a CONSUMER span ``process <queue>``, a child of the trace
-    context the task carries."""
+    context the task carries (nothing at all when there is nothing to trace)."""
+    if _untraced(task):
+        yield
+        return
     from opentelemetry import trace
 
     with _tracer().start_as_current_span(
