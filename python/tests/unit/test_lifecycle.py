@@ -230,3 +230,18 @@ def test_a_rejected_entry_and_a_failing_observer_leave_the_flow_alone() -> None:
     run(store, context(observe=Observers([broken, events.append])))
     assert store.names() == ["start", "reject"]
     assert [(event.kind, event.code) for event in events] == [(Kind.REJECTED, "missing-hash")]
+
+
+def test_an_outcome_given_up_is_an_event_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics and the manifest's running list let go of a task whose outcome could not be
+    recorded (its lease runs out and a reaper recovers it)."""
+    from dothis.engine import lifecycle
+
+    monkeypatch.setattr(lifecycle, "RECORD_TRIES", 2)
+    events: list[TaskEvent] = []
+    store = FakeStore(start=started(function="echo", args='{"text": 1}'),
+                      finish=redis.ConnectionError("down"))  # fmt: skip
+    run(store, context(observe=events.append), Returned("1"))
+    assert store.names() == ["start", "finish", "finish"]
+    assert [event.kind for event in events] == [Kind.STARTED, Kind.DISCARDED]
+    assert events[1].function == "echo" and "could not be recorded" in (events[1].reason or "")

@@ -197,7 +197,11 @@ def record(
         written = yield from _write(request, claim.task_id)
     finally:
         ctx.release(claim)  # recorded, or given up: its lease runs out and a reaper recovers it
-    if written is None:
+    if written is None:  # gave up: a reaper recovers the task when its lease runs out
+        function = fields.get(b"function", b"").decode("utf-8", "replace") or None
+        ctx.observe(TaskEvent(Kind.DISCARDED, ctx.ops.keys.queue, claim.task_id, ctx.worker_id,
+                              function, try_number, seconds=seconds,
+                              reason="the outcome could not be recorded"))  # fmt: skip
         return []
     ctx.processed += 1
     ctx.observe(_recorded(claim, decision, written, fields, ctx, try_number, seconds))
