@@ -55,7 +55,7 @@ def profile(url: str, main_python: Path, peers_venv: Path, n: int, concurrency: 
     queue.close()
     before = _commandstats(client)
     worker = subprocess.Popen(
-        [str(main_python.parent / "dothis"), "worker", "--url", url, "--queue", "bench",
+        [str(main_python.parent / "dothis"), "worker", "--url", url, "--queue", "bench", "--processes", "1",
          "--concurrency", str(concurrency), "--log-level", "WARNING", "dothis_py"],
         cwd=PEERS, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PEERS), os.environ.get("PYTHONPATH")]))},
         start_new_session=True,

@@ -28,14 +28,14 @@ if [ -z "${DOTHIS_REDIS_URL:-}" ]; then
 fi
 CLI=(redis-cli -u "$DOTHIS_REDIS_URL")
 
-"$ROOT/.venv/bin/dothis" worker --queue dothis dothis.examples >"$WORK/worker.log" 2>&1 &
+"$ROOT/.venv/bin/dothis" worker --queue dothis --processes 1 dothis.examples >"$WORK/worker.log" 2>&1 &
 WORKER_PID=$!
 for _ in $(seq 200); do
   [ -n "$("${CLI[@]}" --scan --pattern 'dothis:worker:*')" ] && break
   kill -0 "$WORKER_PID" 2>/dev/null || { cat "$WORK/worker.log"; exit 1; }
   sleep 0.05
 done
-echo "started a worker: dothis worker --queue dothis dothis.examples"
+echo "started a worker: dothis worker --queue dothis --processes 1 dothis.examples"
 
 echo
 echo "== from redis-cli =="

@@ -27,7 +27,7 @@ const system = {
     return n - pending - executing;
   },
   workerArgv(concurrency) {
-    return [PYTHON_BIN, 'worker', '--url', this.url, '--queue', this.queue,
+    return [PYTHON_BIN, 'worker', '--url', this.url, '--queue', this.queue, '--processes', '1',
       '--concurrency', String(concurrency), '--log-level', 'WARNING', 'dothis_py'];
   },
   async close() { if (this.queueObj) await this.queueObj.close(); },

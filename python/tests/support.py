@@ -93,7 +93,7 @@ class WorkerProcess:
             prefix="dothis-worker-", suffix=".log", delete=False
         )
         args = [sys.executable, "-m", "dothis", "worker", "--url", url, "--queue", queue,
-                *options, *(modules or ("dothis.examples",))]  # fmt: skip
+                "--processes", "1", *options, *(modules or ("dothis.examples",))]  # fmt: skip
         environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), **(env or {})}
         self.process = subprocess.Popen(
             args, stdout=self.log, stderr=subprocess.STDOUT, env=environment

@@ -121,7 +121,7 @@ class Harness:
         return {"value": task.wait(timeout=req["timeout_ms"] / 1000)}
 
     def op_start_worker(self, req: dict[str, Any]) -> dict[str, Any]:
-        argv = [*worker_command(), "worker", "--url", req["url"], "--queue", req["queue"]]
+        argv = [*worker_command(), "worker", "--url", req["url"], "--queue", req["queue"], "--processes", "1"]
         for name in WORKER_OPTIONS:
             if req.get(name) is not None:
                 argv += [f"--{name.replace('_', '-')}", str(req[name])]

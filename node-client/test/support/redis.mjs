@@ -100,7 +100,7 @@ export async function findPython() {
 
 /** Starts `python -m dothis worker ... dothis.examples` as a user would; `stop()` sends SIGTERM by pid. */
 export function startWorker(python, url, queue, extra = []) {
-  const child = spawn(python, ['-m', 'dothis', 'worker', '--url', url, '--queue', queue, ...extra, 'dothis.examples'], {
+  const child = spawn(python, ['-m', 'dothis', 'worker', '--url', url, '--queue', queue, '--processes', '1', ...extra, 'dothis.examples'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';

@@ -89,7 +89,7 @@ def test_every_flag_reaches_worker_options(url: str, queue_name: str,
             "5", "--failure-ttl", "-1", "--metrics-port", "9999", "--metrics-host", "0.0.0.0",
             "-c", "3", "--prefetch", "2", "--pool", "thread", "--timeout", "1.5",
             "--grace-seconds", "4", "--worker-id", "w-7", "--log-format", "json",
-            "--log-level", "debug", "dothis.examples"]  # fmt: skip
+            "--log-level", "debug", "--processes", "1", "dothis.examples"]  # fmt: skip
     result = CliRunner().invoke(main, args, env={"DOTHIS_CONFIG": None})
     assert result.exit_code == 0, result.output
     (queues, got_url, kwargs), logging_setup = made

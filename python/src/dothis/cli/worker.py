@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import click
 
 from dothis.cli.common import CliError, F, queues_option, url_option
 from dothis.cli.config import config_option
+from dothis.errors import DothisError
 from dothis.wire.protocol import DEFAULT_QUEUE
 from dothis.worker import Worker, WorkerOptions
 from dothis.worker.logs import FORMATS
@@ -57,7 +59,8 @@ TUNING: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
     ("burst", (), {"is_flag": True, "show_default": False, "help": "Run what is queued now "
                    "(pending, and scheduled tasks already due), then exit."}),
     ("metrics_port", (), {"type": click.IntRange(1, 65535), "show_default": False,
-                          "help": "Serve Prometheus metrics on this port (default: none)."}),
+                          "help": "Serve Prometheus metrics on this port (default: none); with "
+                          "--processes N, the workers serve on PORT, PORT+1, ... PORT+N-1."}),
     ("metrics_host", (), {"help": "The address the metrics port listens on."}),
 ]  # fmt: skip
 
@@ -78,7 +81,12 @@ def with_tuning(command: F) -> F:
 @url_option
 @queues_option("Queue to serve; repeat for several, highest priority first", (DEFAULT_QUEUE,))
 @with_tuning
-@click.option("--worker-id", default=None, help="Worker id (default: a new UUID).")
+@click.option("--worker-id", default=None, help="Worker id (default: a new UUID); with "
+              "--processes N, the other workers are ID-2 ... ID-N.")  # fmt: skip
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              show_default="the number of CPUs", help="Worker processes, each serving the queues "
+              "with these settings, under one supervisor that starts again any that dies; 1: the "
+              "worker runs in this process, with no supervisor.")  # fmt: skip
 @click.option(
     "--log-level",
     default="INFO",
@@ -92,6 +100,7 @@ def worker(
     url: str | None,
     queues: tuple[str, ...],
     worker_id: str | None,
+    processes: int | None,
     log_level: str,
     log_format: str,
     modules: tuple[str, ...],
@@ -99,19 +108,65 @@ def worker(
 ) -> None:
     """Run the functions that MODULES register: module names (dothis.examples) or paths to
     Python files (./mytasks.py)."""
+    from dothis.worker import supervisor
+
+    count = processes or supervisor.default_processes()
     try:
-        serving = Worker(list(queues), url, worker_id=worker_id, options=WorkerOptions(**tuned))
+        options = WorkerOptions(**tuned)
+        make = _maker(list(queues), url, worker_id, options)
+        serving = make(count - 1)  # checks every setting, and the longest worker id
+        if count > 1 and not supervisor.SUPPORTED:
+            raise ValueError("--processes above 1 needs Linux")
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     configure_logging(log_level.lower(), log_format)
     sys.path.insert(0, os.getcwd())
     for module in modules:
         load(module)
+    if count > 1:  # forked before any connection: each child makes and runs its own worker
+        ran = supervisor.Supervisor(lambda slot: _serve(make, slot), count, options.grace_seconds)
+        raise SystemExit(ran.run())
     serving.run()
     if serving.forced.is_set():
         # Threads still running plain functions cannot be stopped; their tasks are back in pending.
         logging.shutdown()
         os._exit(1)
+
+
+def _maker(
+    queues: list[str], url: str | None, worker_id: str | None, options: WorkerOptions
+) -> Callable[[int], Worker]:
+    """The worker of each supervisor slot (0 when it runs alone): ``--worker-id`` ID gives ID,
+    ID-2, ID-3...; ``--metrics-port`` P gives P, P+1, P+2..."""
+    from dothis.worker.supervisor import slot_worker_id
+
+    def make(slot: int) -> Worker:
+        port = options.metrics_port
+        if port and port + slot > 65535:
+            raise ValueError(f"--metrics-port {port} leaves no port for worker process {slot + 1}")
+        mine = dataclasses.replace(options, metrics_port=port + slot) if port else options
+        return Worker(queues, url, worker_id=slot_worker_id(worker_id, slot), options=mine)
+
+    return make
+
+
+def _serve(make: Callable[[int], Worker], slot: int) -> int:
+    """One worker process of the supervisor's, run to its end: its exit status. An error is the
+    one ``error:`` line it is when the worker runs alone."""
+    import redis
+
+    from dothis.store import faults
+
+    try:
+        serving = make(slot)
+        serving.run()
+    except DothisError as error:
+        CliError(str(error)).show()
+        return 1
+    except redis.RedisError as error:
+        CliError(faults.describe(error)).show()
+        return 1
+    return 1 if serving.forced.is_set() else 0
 
 
 def load(module: str) -> None:

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from functools import partial
@@ -84,6 +85,11 @@ def _crash_step() -> str | None:
 class Worker:
     """Serves one queue, or several in priority order (``queue=["high", "low"]``)."""
 
+    # A stop signal repeated within this many seconds is the same stop delivered twice (a
+    # supervisor forwarding the SIGTERM a service manager also sent to every process), not a
+    # request to force. 0: every repeat forces (a worker run by hand: Ctrl-C twice).
+    repeat_window = 0.0
+
     def __init__(
         self,
         queue: str | Sequence[str] = DEFAULT_QUEUE,
@@ -109,6 +115,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[asyncio.Task[Any], tuple[Lane, bytes]] = {}
         self._crash_at = _crash_step()
+        self._stop_signalled = 0.0
         self.lanes: list[Lane] = []
         # Who hears of every task event (engine/events.py): the log lines, metrics, traces.
         self.running = RunningNow()
@@ -139,12 +146,18 @@ class Worker:
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        if self._stopping.is_set() and now - self._stop_signalled < self.repeat_window:
+            log.debug("%s again within %.1f s: the same stop, delivered twice", name,
+                      self.repeat_window)  # fmt: skip
+            return
         if self._stopping.is_set():
             log.warning("second %s: returning running tasks to pending and exiting", name)
             self.stop(force=True)
         else:
             log.info("%s: finishing %d running task(s), then exiting (again to force)", name,
                      len(self._running))  # fmt: skip
+            self._stop_signalled = now
             self.stop()
             watchdog = threading.Timer(self.options.grace_seconds + 10, _stuck_exit)
             watchdog.daemon = True
