@@ -79,7 +79,7 @@ class ForeignReply(Exception):
 # -- the child's side -----------------------------------------------------------------------------
 
 
-def _set_parent_death_signal() -> None:
+def set_parent_death_signal() -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -174,7 +174,7 @@ class _Serving:
 
 
 def _child_main(sock: socket.socket, registry: Registry) -> None:
-    _set_parent_death_signal()
+    set_parent_death_signal()
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)  # the worker's event loop owns that fd, not this process
     _ignore_stop_signals()

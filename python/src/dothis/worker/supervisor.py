@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
-from dothis.worker.pool import _set_parent_death_signal
+from dothis.worker.pool import set_parent_death_signal
 from dothis.worker.worker import Worker
 
 log = logging.getLogger("dothis.supervisor")
@@ -135,7 +135,7 @@ class Supervisor:
         """The forked child: one worker, then ``os._exit`` (never back into the caller's stack)."""
         code = 1
         try:
-            _set_parent_death_signal()
+            set_parent_death_signal()
             if os.getppid() == self.pid:  # else the supervisor died before the line above
                 os.setpgid(0, 0)
                 signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
