@@ -109,3 +109,38 @@ def test_one_clock_corrects_a_skewed_machine(url, queue_name, r, monkeypatch) ->
         with Queue(queue_name, url) as queue:
             measure(queue.store)  # back to this machine's true offset for the other tests
     assert abs(clock.offset_ms()) < 1_000
+
+
+def test_a_task_let_go_while_its_renewal_was_out_is_not_lost(url: str, queue_name: str) -> None:
+    """A heartbeat renews the tasks held when it began; one that ended meanwhile is refused
+    renewal (it left executing), which must not read as 'taken away' (a warning, and a cancel
+    that could hit the task's next try)."""
+    import asyncio
+
+    from dothis.store.ops import Ops
+    from dothis.wire.protocol import Keys
+    from dothis.wire.records import Claim
+    from dothis.worker.heartbeat import Heartbeat
+
+    heartbeat = Heartbeat(url, [], "w1", {}, lease_ms=1000, heartbeat_ms=100)
+    loop = asyncio.new_event_loop()
+    lost: list[Claim] = []
+    heartbeat._loop, heartbeat._on_lost = loop, lambda ops, claim: lost.append(claim)
+    ops = Ops(Keys(queue_name))
+    ended, taken = Claim(b"t1", "t1", "w1", 1), Claim(b"t2", "t2", "w1", 1)
+    heartbeat.hold(ops, ended)
+    heartbeat.hold(ops, taken)
+    renew = heartbeat.store.run_many
+
+    def run_many(requests):  # type: ignore[no-untyped-def]
+        heartbeat.release(ops, "t1")  # t1 ended while the renewals were on their way
+        return renew(requests)
+
+    heartbeat.store.run_many = run_many  # type: ignore[method-assign]
+    try:
+        heartbeat.beat()  # neither hash exists: both renewals are refused
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        loop.close()
+        heartbeat.store.client.close()
+    assert lost == [taken]

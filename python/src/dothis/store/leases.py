@@ -105,6 +105,8 @@ def leave(client: SyncClient, key: str, listing: Listing) -> None:
 def note_queues(client: SyncClient, queues: list[str]) -> None:
     """List the queues in the registry of queues (SPEC.md 2.3), scored now. Informative: a write
     refused (an ACL user without access to it) is ignored."""
+    if not queues:
+        return
     now = now_ms()
     with contextlib.suppress(redis.exceptions.ResponseError):
         client.zadd(QUEUES_REGISTRY, {queue: now for queue in queues})

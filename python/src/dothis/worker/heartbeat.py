@@ -129,10 +129,20 @@ class Heartbeat:
             return
         replies = self.store.run_many([ops.renew(claim, self.lease_ms) for ops, claim in held])
         for (ops, claim), renewed in zip(held, replies, strict=True):
-            if renewed is False:
-                self.release(ops, claim.task_id)
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.call_soon_threadsafe(self._on_lost, ops, claim)
+            loop = self._loop
+            if renewed is False and self._taken(ops, claim) and loop and not loop.is_closed():
+                loop.call_soon_threadsafe(self._on_lost, ops, claim)
+
+    def _taken(self, ops: Ops, claim: Claim) -> bool:
+        """A renewal was refused: the task was taken away if this worker still holds that very
+        claim (and now lets go of it); if it let go meanwhile, the task simply ended here."""
+        key = (ops.keys.queue, claim.task_id)
+        with self._lock:
+            held = self._held.get(key)
+            if held is None or held[1] is not claim:
+                return False
+            del self._held[key]
+        return True
 
     def _watch_loop(self) -> None:
         """Warn once per stall when the event loop has not run the callback posted at the last
