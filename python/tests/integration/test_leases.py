@@ -128,8 +128,11 @@ def test_a_task_let_go_while_its_renewal_was_out_is_not_lost(url: str, queue_nam
     heartbeat._loop, heartbeat._on_lost = loop, lambda ops, claim: lost.append(claim)
     ops = Ops(Keys(queue_name))
     ended, taken = Claim(b"t1", "t1", "w1", 1), Claim(b"t2", "t2", "w1", 1)
-    heartbeat.hold(ops, ended)
-    heartbeat.hold(ops, taken)
+    finished = Claim(b"t3", "t3", "w1", 1)  # finish.lua ran; its reply not read yet
+    client = heartbeat.store.client
+    client.hset(ops.keys.task("t3"), mapping={"state": "finished", "worker": "w1", "claims": "1"})
+    for claim in (ended, taken, finished):
+        heartbeat.hold(ops, claim)
     renew = heartbeat.store.run_many
 
     def run_many(requests):  # type: ignore[no-untyped-def]
@@ -138,7 +141,7 @@ def test_a_task_let_go_while_its_renewal_was_out_is_not_lost(url: str, queue_nam
 
     heartbeat.store.run_many = run_many  # type: ignore[method-assign]
     try:
-        heartbeat.beat()  # neither hash exists: both renewals are refused
+        heartbeat.beat()  # every renewal is refused: no hash, or not executing
         loop.run_until_complete(asyncio.sleep(0.01))
     finally:
         loop.close()

@@ -135,11 +135,19 @@ class Heartbeat:
 
     def _taken(self, ops: Ops, claim: Claim) -> bool:
         """A renewal was refused: the task was taken away if this worker still holds that very
-        claim (and now lets go of it); if it let go meanwhile, the task simply ended here."""
+        claim and the hash names another owner or claim (then it lets go of it). A task this
+        worker let go of meanwhile, or whose outcome it has just written (finish.lua ran before
+        the renewal, its reply not read yet), simply ended here."""
         key = (ops.keys.queue, claim.task_id)
         with self._lock:
             held = self._held.get(key)
             if held is None or held[1] is not claim:
+                return False
+        _, worker, claims, _ = self.store.run(ops.ownership(claim.task_id))
+        if worker == claim.worker.encode() and claims == str(claim.claims).encode():
+            return False  # still this claim's: it ended (or is ending) here
+        with self._lock:
+            if self._held.get(key) is not held:
                 return False
             del self._held[key]
         return True
