@@ -1,10 +1,18 @@
 #!/usr/bin/env node
-// Conformance harness for the Node producer of dothis (node-client/dist; run `npm run build` there
-// first). Reads one JSON request per line on stdin and writes one JSON response per line on
-// stdout, in order (see conformance/README.md). Producer role only: worker ops answer "unsupported".
+// Conformance harness for the Node implementation of dothis (node-client/dist; run `npm run build`
+// there first). Reads one JSON request per line on stdin and writes one JSON response per line on
+// stdout, in order (see conformance/README.md). Producer ops use the library's Queue; start_worker
+// runs the real `dothis-worker` command line (node-client/dist/esm/worker/cli.js, the package's bin)
+// as a separate OS process with the standard functions of ./functions.mjs, as a user would.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 import {
   DependencyError, DothisError, Queue, TaskFailedError, TaskNotFoundError, WaitTimeoutError,
@@ -77,11 +85,80 @@ function inTraceContext(request, enqueue) {
 }
 
 const unsupported = (request) => {
-  throw new OpError('unsupported', `op ${JSON.stringify(request.op)} is not supported: the Node client is a producer only`);
+  throw new OpError('unsupported', `op ${JSON.stringify(request.op)} is not supported`);
 };
 
+const WORKER_CLI = fileURLToPath(new URL('../../../node-client/dist/esm/worker/cli.js', import.meta.url));
+const FUNCTIONS = fileURLToPath(new URL('./functions.mjs', import.meta.url));
+const WORKER_OPTIONS = ['worker_id', 'concurrency', 'lease_ms', 'heartbeat_ms', 'reap_ms', 'max_claims', 'max_value_bytes'];
+const logDir = mkdtempSync(path.join(tmpdir(), 'dothis-node-harness-'));
+/** handle -> { child, exited (a promise of the exit code), log } */
+const workers = new Map();
+let started = 0;
+
+/** SIGKILL to the worker and everything it started (it leads its own process group); resolves once it has exited. */
+async function killGroup(worker) {
+  try {
+    process.kill(-worker.child.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  await worker.exited;
+}
+
+function workerFor(request) {
+  const worker = workers.get(request.worker);
+  if (!worker) throw new OpError('unknown-worker', `no worker ${JSON.stringify(request.worker)}`);
+  return worker;
+}
+
+function startWorker(request) {
+  const argv = [WORKER_CLI, '--url', request.url, '--queue', request.queue];
+  for (const name of WORKER_OPTIONS) {
+    if (request[name] !== undefined && request[name] !== null) argv.push(`--${name.replaceAll('_', '-')}`, String(request[name]));
+  }
+  argv.push(FUNCTIONS);
+  started += 1;
+  const log = path.join(logDir, `worker-${started}-${request.worker_id ?? 'anon'}.log`);
+  const fd = openSync(log, 'w');
+  writeSync(fd, `$ ${[process.execPath, ...argv].join(' ')}\n`);
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', fd, fd], detached: true });
+  closeSync(fd);
+  const exited = once(child, 'exit').then(([code, signal]) => code ?? (signal ? -1 : null));
+  const handle = `pid-${child.pid}`;
+  workers.set(handle, { child, exited, log });
+  return { worker: handle, pid: child.pid, log };
+}
+
+/** SIGTERM, as a supervisor sends it; waits for the exit (at most timeout_ms, default 9 s, then SIGKILL). */
+async function stopWorker(request) {
+  const worker = workerFor(request);
+  workers.delete(request.worker);
+  if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
+  let timer;
+  const timeout = new Promise((resolve) => { timer = setTimeout(resolve, Number(request.timeout_ms ?? 9000), 'timeout'); });
+  const code = await Promise.race([worker.exited, timeout]);
+  clearTimeout(timer);
+  await killGroup(worker); // reap anything it left behind
+  if (code === 'timeout') throw new OpError('timeout', 'the worker did not exit within 9 s of SIGTERM; killed');
+  return { exit_code: code };
+}
+
+async function killWorker(request) {
+  const worker = workerFor(request);
+  workers.delete(request.worker);
+  await killGroup(worker);
+  return {};
+}
+
+async function killAll() {
+  const all = [...workers.values()];
+  workers.clear();
+  await Promise.all(all.map(killGroup));
+}
+
 const ops = {
-  hello: () => ({ implementation: 'node', roles: ['producer'], version: packageJson.version }),
+  hello: () => ({ implementation: 'node', roles: ['producer', 'worker'], version: packageJson.version, fail_exception: 'Error' }),
 
   enqueue: async (request) => {
     const enqueue = () => queueFor(request).enqueue(request.function, request.args ?? {}, enqueueOptions(request));
@@ -129,12 +206,12 @@ const ops = {
     return { value: await task.wait({ timeout: request.timeout_ms }) };
   },
 
-  start_worker: unsupported,
-  stop_worker: unsupported,
-  kill_worker: unsupported,
+  start_worker: startWorker,
+  stop_worker: stopWorker,
+  kill_worker: killWorker,
 
   shutdown: async () => {
-    await closeAll();
+    await Promise.all([closeAll(), killAll()]);
     return {};
   },
 };
@@ -171,4 +248,4 @@ for await (const line of lines) {
   if (!line.trim()) continue;
   if (await answer(line)) process.exit(0);
 }
-await closeAll();
+await Promise.all([closeAll(), killAll()]);

@@ -121,26 +121,34 @@ def drain_followups(ops: Ops, failure_ttl: int) -> Flow[int]:
 
 def check_waiting(ops: Ops, failure_ttl: int) -> Flow[int]:
     """The parents check (SPEC.md 5.13): waiting tasks due for a check whose parent's hash is gone
-    fail with dependency-failed; the others are checked again later. Returns how many failed."""
+    fail with dependency-failed; the others are checked again later. Returns how many failed.
+
+    Every task still waiting is given its next check first, then the vanished parents are
+    released: whoever sees a failure of this pass sees the others' next checks already set."""
     ids = yield ops.waiting_due(now_ms(), WAITING_BATCH)
-    failed: list[str] = []
+    vanished: list[tuple[str, list[str]]] = []
     for raw in ids:
         child, _ = ops.keys.parse_entry(raw)
         state, depends_on = (None, None) if child is None else (yield ops.waiting_parents(child))
         if child is None or state != State.WAITING.encode():
             yield ops.unindex_waiting(raw)
             continue
+        yield ops.check_waiting_later(child, now_ms() + RECHECK_MS)
+        missing = []
         for parent in _parents(depends_on):
-            if (yield ops.task_exists(parent)):
-                continue
+            if not (yield ops.task_exists(parent)):
+                missing.append(parent)
+        if missing:
+            vanished.append((child, missing))
+    failed: list[str] = []
+    for child, missing in vanished:
+        for parent in missing:
             released = yield ops.release(child, parent, PARENT_VANISHED, failure_ttl,
                                          into_executing=False)  # fmt: skip
             if released is Released.FAILED:
                 log.warning("task %s failed: task %s it depends on vanished", child, parent)
                 failed.append(child)
                 break
-        else:
-            yield ops.check_waiting_later(child, now_ms() + RECHECK_MS)
     for child in failed:  # its own dependents and callback
         yield from run_followups(child, ops, failure_ttl)
     return len(failed)

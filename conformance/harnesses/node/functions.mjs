@@ -1,0 +1,40 @@
+// The standard functions of the conformance suite (conformance/README.md), for the Node worker:
+//   dothis-worker --queue NAME conformance/harnesses/node/functions.mjs
+// Each declares its parameters (`params`), so args that do not fit fail with bad-arguments.
+import { setTimeout as sleepMs } from 'node:timers/promises';
+
+/** Returns `text` unchanged (any JSON value). */
+export function echo({ text }) {
+  return text;
+}
+echo.params = ['text'];
+
+/** Returns a + b; integers beyond 2^53 arrive as BigInt and are added exactly. */
+export function add({ a, b }) {
+  if (typeof a === 'bigint' || typeof b === 'bigint') return BigInt(a) + BigInt(b);
+  return a + b;
+}
+add.params = ['a', 'b'];
+
+/** Sleeps `seconds`, then returns them. */
+export async function sleep({ seconds }) {
+  await sleepMs(seconds * 1000);
+  return seconds;
+}
+sleep.params = ['seconds'];
+
+/** Throws an Error whose message is `message` (error-exception starts with "Error: "). */
+export function fail({ message }) {
+  throw new Error(message);
+}
+fail.params = ['message'];
+
+/** Reports each fraction as progress ("step <n>"), sleeping `seconds` after each; returns how many. */
+export async function report_progress({ fractions, seconds }, ctx) {
+  for (const [index, fraction] of fractions.entries()) {
+    await ctx.progress(fraction, `step ${index + 1}`);
+    await sleepMs(seconds * 1000);
+  }
+  return fractions.length;
+}
+report_progress.params = ['fractions', 'seconds'];

@@ -1,0 +1,104 @@
+/**
+ * The claim loop (SPEC.md 5.2, 9.7): while a slot is free it moves one entry from pending to
+ * executing and hands it over at once (start runs before anything else). The queues are tried in
+ * priority order with a non-blocking LMOVE; when all are empty it blocks in BLMOVE on the first
+ * queue (block-ms for one queue, 0.25 s for several, so a task of a lower queue waits at most that
+ * long), on a connection used for nothing else. stop() ends a BLMOVE at once with CLIENT UNBLOCK
+ * (which makes it return nil: no entry can be lost); an entry it returned anyway is still handled.
+ */
+import { type Link } from '../connection.js';
+import { type Engine } from './engine.js';
+import { type QueueKeys } from './keys.js';
+import { errorText } from './log.js';
+import { sleep } from './timers.js';
+
+const MULTI_QUEUE_BLOCK_S = 0.25;
+
+export type HandOver = (keys: QueueKeys, entry: Buffer) => Promise<void>;
+
+export class Claimer {
+  private free: number;
+  private wake: (() => void) | null = null;
+  private stopping = false;
+  private blockingId: number | null = null;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly engine: Engine, private readonly blocking: Link, private readonly lanes: QueueKeys[],
+    private readonly handOver: HandOver) {
+    this.free = engine.settings.concurrency;
+    blocking.redis.on('ready', () => { this.blockingId = null; });
+  }
+
+  /** The handlings of claimed entries still under way. */
+  get handling(): Promise<void>[] {
+    return [...this.inFlight];
+  }
+
+  /** Claims until stop(); returns once the loop has ended (entries being handled may still run). */
+  async run(): Promise<void> {
+    let delay = 100;
+    let outage: number | null = null;
+    while (!this.stopping) {
+      if (this.free === 0) {
+        await new Promise<void>((resolve) => { this.wake = resolve; });
+        continue;
+      }
+      let claimed: { keys: QueueKeys; entry: Buffer } | null;
+      try {
+        claimed = await this.claim();
+      } catch (error) {
+        if (outage === null) this.engine.log.warning(`cannot claim (${errorText(error)}); retrying with backoff`);
+        outage ??= performance.now();
+        await sleep(delay);
+        delay = Math.min(delay * 2, 5000);
+        continue;
+      }
+      if (outage !== null) {
+        this.engine.log.warning(`claiming again after ${((performance.now() - outage) / 1000).toFixed(1)} s`);
+        outage = null;
+        delay = 100;
+      }
+      if (claimed) this.dispatch(claimed.keys, claimed.entry);
+    }
+  }
+
+  /** Ends the loop: no more claims; a blocked BLMOVE returns at once. */
+  stop(): void {
+    this.stopping = true;
+    this.wake?.();
+    const id = this.blockingId;
+    if (id !== null) {
+      // An ACL user without CLIENT UNBLOCK: the BLMOVE ends at its timeout instead.
+      this.engine.store.run((redis) => redis.client('UNBLOCK', id)).catch(() => undefined);
+    }
+  }
+
+  private dispatch(keys: QueueKeys, entry: Buffer): void {
+    this.free -= 1;
+    const handled = this.handOver(keys, entry).finally(() => {
+      this.inFlight.delete(handled);
+      this.free += 1;
+      const wake = this.wake;
+      this.wake = null;
+      wake?.();
+    });
+    this.inFlight.add(handled);
+  }
+
+  private async claim(): Promise<{ keys: QueueKeys; entry: Buffer } | null> {
+    for (const keys of this.lanes) {
+      // LMOVE replies nil when the list is empty (ioredis types the reply as always a Buffer).
+      const entry = await this.engine.store.run((redis) => redis.lmoveBuffer(keys.pending, keys.executing, 'RIGHT', 'LEFT') as Promise<Buffer | null>);
+      if (entry) return { keys, entry };
+    }
+    const [first] = this.lanes;
+    if (this.stopping || !first) return null;
+    const block = this.lanes.length === 1 ? this.engine.settings.blockMs / 1000 : MULTI_QUEUE_BLOCK_S;
+    const entry: Buffer | null = await this.blocking.run(async (redis) => {
+      this.blockingId ??= await redis.client('ID');
+      if (this.stopping) return null;
+      return redis.blmoveBuffer(first.pending, first.executing, 'RIGHT', 'LEFT', block);
+    });
+    return entry ? { keys: first, entry } : null;
+  }
+}
