@@ -9,13 +9,29 @@ from __future__ import annotations
 
 import click
 
-from dothis.cli import enqueue, inspect, manage, metrics, status, worker
-from dothis.cli.common import Commands
+from dothis.cli.common import Commands, LazyCommands
 from dothis.cli.config import config_option
 
+# Each command, by name, in the module that defines it: a command's module (and what it needs:
+# redis-py, rich, the worker) is imported only when that command runs, or for --help.
+COMMANDS = {
+    "worker": "dothis.cli.worker:worker",
+    "enqueue": "dothis.cli.enqueue:enqueue",
+    "info": "dothis.cli.status:info",
+    "inspect": "dothis.cli.inspect:inspect",
+    "check": "dothis.cli.status:check",
+    "failed": "dothis.cli.manage:failed",
+    "requeue": "dothis.cli.manage:requeue",
+    "cancel": "dothis.cli.manage:cancel",
+    "empty": "dothis.cli.manage:empty",
+    "purge": "dothis.cli.manage:purge",
+    "metrics": "dothis.cli.metrics:metrics",
+}
 
-@click.group(cls=Commands, context_settings={"auto_envvar_prefix": "DOTHIS",
-                                             "help_option_names": ["-h", "--help"]})  # fmt: skip
+
+@click.group(cls=Commands, commands=LazyCommands(COMMANDS),
+             context_settings={"auto_envvar_prefix": "DOTHIS",
+                               "help_option_names": ["-h", "--help"]})  # fmt: skip
 @click.version_option(package_name="dothis")
 @config_option("DOTHIS_CONFIG")
 def main() -> None:
@@ -26,10 +42,4 @@ def main() -> None:
     TOML table of option names, with a [command] table for one command's own)."""
 
 
-for command in (
-    worker.worker, enqueue.enqueue, status.info, inspect.inspect, status.check, manage.failed,
-    manage.requeue, manage.cancel, manage.empty, manage.purge, metrics.metrics,
-):  # fmt: skip
-    main.add_command(command)
-
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]

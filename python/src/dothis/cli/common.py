@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
-import redis
-from rich.console import Console
 
 from dothis.errors import DothisError
-from dothis.store import faults
-from dothis.store.connection import SyncClient, connect, resolve_url, translate_errors
 from dothis.wire import codec
 from dothis.wire.clock import now, parse_iso
 from dothis.wire.protocol import DEFAULT_QUEUE
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dothis.store.connection import SyncClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +38,46 @@ class StillRunning(CliError):
     exit_code = 2
 
 
+class LazyCommands(MutableMapping[str, click.Command]):
+    """The group's commands, each imported from its module the first time it is looked up
+    (click's "lazily loading subcommands"): ``dothis enqueue`` imports the enqueue command's
+    module only, never the worker, Prometheus or rich. Listing the names imports nothing;
+    ``dothis --help`` and a config file (which is checked against every command) import all."""
+
+    def __init__(self, where: dict[str, str]) -> None:
+        self._where = dict(where)  # name -> "module:attribute"
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        command = self._loaded.get(name)
+        if command is None:
+            if name not in self._where:
+                raise KeyError(name)
+            module, _, attribute = self._where[name].partition(":")
+            loaded = getattr(importlib.import_module(module), attribute)
+            if not isinstance(loaded, click.Command):
+                raise TypeError(f"{self._where[name]} is not a click command")
+            command = self._loaded[name] = loaded
+        return command
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._where or name in self._loaded
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+        self._where.setdefault(name, "")
+
+    def __delitem__(self, name: str) -> None:
+        del self._where[name]
+        self._loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
 class Commands(click.Group):
     """The ``dothis`` group: any DothisError (or Redis refusal) a command raises becomes the
     one-line ``error:`` message, never a traceback."""
@@ -44,7 +87,13 @@ class Commands(click.Group):
             return super().invoke(ctx)
         except DothisError as error:
             raise CliError(str(error)) from error
-        except redis.RedisError as error:
+        except Exception as error:
+            # A Redis error can only come from a command that imported redis-py itself.
+            redis = sys.modules.get("redis")
+            if redis is None or not isinstance(error, redis.RedisError):
+                raise
+            from dothis.store import faults
+
             raise CliError(faults.describe(error)) from error
 
 
@@ -72,6 +121,8 @@ def queues_option(help_text: str, default: tuple[str, ...] = ()) -> Callable[[F]
 @contextmanager
 def open_client(url: str | None) -> Iterator[tuple[SyncClient, str]]:
     """A plain client (for reads that belong to no one queue) and its resolved URL."""
+    from dothis.store.connection import connect, resolve_url, translate_errors
+
     resolved = resolve_url(url)
     with translate_errors(resolved):
         client = connect(resolved)
@@ -89,6 +140,8 @@ def emit_json(data: Any, *, compact: bool = False) -> None:
 def console() -> Console:
     """Human output (the current stdout, so CliRunner captures it); no colour unless a tty, and
     no markup: task data like ``[Errno 2]`` is printed as it is."""
+    from rich.console import Console
+
     return Console(highlight=False, markup=False, emoji=False)
 
 

@@ -14,9 +14,7 @@ table named after a command (``[worker]``) applies to that command and wins over
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -45,33 +43,49 @@ def _for_command(command: click.Command, table: dict[str, Any]) -> tuple[dict[st
     return found, used
 
 
-def default_map(group: click.Group, config: dict[str, Any], source: str) -> dict[str, Any]:
-    """The group's default_map: one table per command; an unknown key is an error."""
-    commands = getattr(group, "commands", {})
-    shared = {key: value for key, value in config.items() if not isinstance(value, dict)}
-    tables = {key: value for key, value in config.items() if isinstance(value, dict)}
-    unknown = set(tables) - set(commands)
-    if unknown:
-        raise CliError(f"config file {source}: no command {sorted(unknown)[0]!r}")
-    result: dict[str, Any] = {}
-    used_shared: set[str] = set()
-    for name, command in commands.items():
-        found, used = _for_command(command, shared)
-        used_shared |= used
-        own, used_own = _for_command(command, tables.get(name, {}))
-        stray = set(tables.get(name, {})) - used_own
+class CommandDefaults(dict[str, Any]):
+    """The group's default_map: one table per command, made (and checked) when click asks for
+    it, i.e. for the command that runs. The commands are imported lazily (cli/__init__.py), so
+    a config file does not make ``dothis enqueue`` import every other command: a table's keys
+    are checked when its command runs, and a top-level key the running command does not take
+    is looked up in the other commands (importing them) before it is called unknown."""
+
+    def __init__(self, group: click.Group, config: dict[str, Any], source: str) -> None:
+        super().__init__()
+        self.group = group
+        self.source = source
+        self.shared = {key: value for key, value in config.items() if not isinstance(value, dict)}
+        self.tables = {key: value for key, value in config.items() if isinstance(value, dict)}
+        unknown = set(self.tables) - set(group.commands)  # the names only: nothing imported
+        if unknown:
+            raise CliError(f"config file {source}: no command {sorted(unknown)[0]!r}")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name not in self and name in self.group.commands:
+            self[name] = self._table(name)
+        return super().get(name, default)
+
+    def _table(self, name: str) -> dict[str, Any]:
+        found, used = _for_command(self.group.commands[name], self.shared)
+        table = self.tables.get(name, {})
+        own, used_own = _for_command(self.group.commands[name], table)
+        stray = set(table) - used_own
         if stray:
-            raise CliError(f"config file {source}: [{name}] has no setting {sorted(stray)[0]!r}")
-        result[name] = {**found, **own}
-    if set(shared) - used_shared:
-        raise CliError(f"config file {source}: unknown setting "
-                       f"{sorted(set(shared) - used_shared)[0]!r}")  # fmt: skip
-    return result
+            raise CliError(f"config file {self.source}: [{name}] has no setting "
+                           f"{sorted(stray)[0]!r}")  # fmt: skip
+        unused = set(self.shared) - used
+        for other in self.group.commands if unused else ():
+            unused -= _for_command(self.group.commands[other], self.shared)[1]
+        if unused:
+            raise CliError(f"config file {self.source}: unknown setting {sorted(unused)[0]!r}")
+        return {**found, **own}
 
 
 def load(path: str) -> dict[str, Any]:
+    import tomllib  # only when a config file is given
+
     try:
-        with Path(path).open("rb") as file:
+        with open(path, "rb") as file:
             return tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise CliError(f"config file {path}: {error}") from error
@@ -84,7 +98,7 @@ def _apply(ctx: click.Context, _param: click.Parameter, path: str | None) -> Non
     group = ctx.command if ctx.parent is None else ctx.parent.command
     if not isinstance(group, click.Group):
         return
-    settings = default_map(group, load(path), path)
+    settings = CommandDefaults(group, load(path), path)
     ctx.default_map = settings if ctx.parent is None else settings.get(ctx.info_name or "", {})
 
 

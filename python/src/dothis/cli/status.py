@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import redis
-from rich.console import Group
-from rich.live import Live
-from rich.table import Column, Table
-from rich.text import Text
 
 from dothis.cli.common import (
     age_seconds,
@@ -31,6 +27,9 @@ from dothis.producer.inspection import known_queues, pending_functions, queue_in
 from dothis.producer.queue import Queue
 from dothis.store import faults
 from dothis.store.connection import translate_errors
+
+if TYPE_CHECKING:
+    from rich.console import Group
 
 COUNTS = ("pending", "scheduled", "waiting", "executing", "failed", "succeeded", "rejected")
 # How many of the next pending tasks are checked for a function no live worker runs.
@@ -110,6 +109,11 @@ def _tasks(item: dict[str, Any]) -> str:
 
 def render(reports: list[dict[str, Any]]) -> Group:
     """The reports as two tables (queues, workers) and the warnings."""
+    # rich only here: ``dothis check`` (a health probe, run often) never imports it
+    from rich.console import Group
+    from rich.table import Column, Table
+    from rich.text import Text
+
     if not reports:
         return Group(Text("no queues known yet (the registry dothis.queues is empty); "
                           "name one with --queue"))  # fmt: skip
@@ -152,6 +156,8 @@ def info(url: str | None, queues: tuple[str, ...], as_json: bool, interval: floa
         else:
             console().print(render(reports))
         return
+    from rich.live import Live
+
     try:
         if as_json:  # one JSON document per line, per refresh
             while True:

@@ -10,15 +10,23 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from croniter import croniter
+from typing import TYPE_CHECKING, Any
 
 from dothis.errors import RegistryError
 from dothis.wire.clock import iso_from_ms
 from dothis.wire.protocol import DEFAULT_QUEUE, name_problem
 
+if TYPE_CHECKING:
+    from croniter import croniter
+
 NAME_ATTRIBUTE = "__dothis_name__"
+
+
+def _croniter() -> type[croniter]:
+    """croniter, imported when a cron schedule is first made or computed (it takes ~0.1 s)."""
+    from croniter import croniter as loaded
+
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class Schedule:
             raise RegistryError("a schedule has either every (seconds) or cron (an expression)")
         if self.every is not None and not self.every > 0:
             raise RegistryError(f"every must be a positive number of seconds, not {self.every!r}")
-        if self.cron is not None and not croniter.is_valid(self.cron):
+        if self.cron is not None and not _croniter().is_valid(self.cron):
             raise RegistryError(f"{self.cron!r} is not a valid cron expression")
         problem = name_problem(self.name, "schedule name", 200)
         if problem:
@@ -50,7 +58,7 @@ class Schedule:
             return now // period * period
         assert self.cron is not None
         moment = datetime.fromtimestamp(now / 1000, UTC)
-        previous: datetime = croniter(self.cron, moment).get_prev(datetime)
+        previous: datetime = _croniter()(self.cron, moment).get_prev(datetime)
         return int(previous.timestamp() * 1000)
 
     def task_id(self, occurrence: int) -> str:

@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dothis.engine.registry import Registry, function_name
 from dothis.errors import DependencyError, InvalidArguments, QueueClosed, TaskExists
-from dothis.producer.eager import Eager
 from dothis.producer.inspection import Inspection
 from dothis.producer.options import OPTION_NAMES, Parents, TaskOptions
 from dothis.producer.results import ResultListener
@@ -27,9 +26,17 @@ from dothis.wire.clock import now_iso
 from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Field, Keys, State, check_name
 from dothis.wire.records import TaskInfo
 
+if TYPE_CHECKING:
+    from dothis.producer.eager import Eager
+
 FunctionRef = str | Callable[..., Any]
 
 ENQUEUE_BATCH = 1000
+# What Task.wait reads of a hash: enough to tell whether it ended, and how.
+OUTCOME_FIELDS = [
+    Field.STATE.value, Field.RESULT.value, Field.RESULT_VALUE.value, Field.ERROR_CODE.value,
+    Field.ERROR_REASON.value, Field.ERROR_EXCEPTION.value,
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,11 @@ class Queue(Inspection):
         self._store = SyncStore(self._redis)
         self._results: ResultListener | None = None
         self._clock_checked = False
-        self.eager = None if is_async else Eager(self._store, self.ops, self.url, registry)
+        self.eager: Eager | None = None
+        if not is_async:  # eager mode brings the worker's flow in: imported only for it
+            from dothis.producer.eager import Eager
+
+            self.eager = Eager(self._store, self.ops, self.url, registry)
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -214,13 +225,15 @@ class Queue(Inspection):
         if self.eager is not None:
             options = self.eager.options(options)
         request = self._request(function, args, options)
+        # Before the task exists: whether its announcement cannot be missed (Task.wait).
+        mark = self._results.mark() if self._results is not None else None
         with translate_errors(self.url):
             created = self.store.run(request)
         self._check(created, request.args[0], options)
         if self.eager is not None:
             with translate_errors(self.url):
                 self.eager.run(request.args[0])
-        return Task(self, request.args[0])
+        return Task(self, request.args[0], mark)
 
     def _check(self, created: Enqueued, task_id: str, options: TaskOptions) -> None:
         if created is Enqueued.EXISTS:
@@ -279,6 +292,18 @@ class Queue(Inspection):
         with translate_errors(self.url):
             raw = self.store.run(self.ops.read_task(task_id))
         return TaskInfo.from_hash(task_id, raw) if raw else None
+
+    def read_outcome(self, task_id: str) -> TaskInfo | None:
+        """The fields a wait needs (state, outcome, value, error), in one HMGET; None when the
+        hash has none of them (it does not exist)."""
+        with translate_errors(self.url):
+            raw = cast(
+                list[bytes | None], self.redis.hmget(self.keys.task(task_id), OUTCOME_FIELDS)
+            )
+        fields = {name: value.decode("utf-8", "replace")
+                  for name, value in zip(OUTCOME_FIELDS, raw, strict=True)
+                  if value is not None}  # fmt: skip
+        return TaskInfo(task_id, fields) if fields else None
 
     def fetch(self, task_id: str) -> Task | None:
         """The task with this id, or None when it has no hash."""

@@ -8,7 +8,7 @@ import time
 from typing import Any, Protocol
 
 from dothis.errors import TaskFailed, WaitTimeout
-from dothis.producer.results import ResultListener
+from dothis.producer.results import Mark, ResultListener
 from dothis.store.connection import connect, translate_errors
 from dothis.wire.protocol import Keys, State
 from dothis.wire.records import TaskInfo
@@ -16,6 +16,9 @@ from dothis.wire.records import TaskInfo
 # Task.wait re-reads the hash after this long, doubling up to the maximum, whatever it hears.
 RECHECK_FIRST_SECONDS = 0.1
 RECHECK_MAX_SECONDS = 5.0
+# During its first pause a wait reads the results subscription itself (when no other wait of
+# the queue does) for at most this long: the message then wakes no second thread.
+READ_HERE_SECONDS = 0.1
 
 
 class Source(Protocol):
@@ -30,6 +33,8 @@ class Source(Protocol):
 
     def read_task(self, task_id: str) -> TaskInfo | None: ...
 
+    def read_outcome(self, task_id: str) -> TaskInfo | None: ...
+
     def cancel(self, task_id: str) -> str: ...
 
 
@@ -41,10 +46,13 @@ class Task:
     function returned (``result`` is rq's name for it).
     """
 
-    def __init__(self, queue: Source, task_id: str) -> None:
+    def __init__(self, queue: Source, task_id: str, mark: Mark | None = None) -> None:
         self.queue = queue
         self.id = task_id
         self.key = queue.keys.task(task_id)
+        # Where the queue's results subscription stood before this task was enqueued (None when
+        # it was not up, or the handle was made otherwise): see ResultListener.watch.
+        self._mark = mark
 
     def __repr__(self) -> str:
         return f"Task({self.queue.name!r}, {self.id!r})"
@@ -143,7 +151,9 @@ class Task:
         raises TaskFailed when the task ended any other way than successful, and WaitTimeout when
         ``timeout`` seconds pass.
 
-        The hash is also re-read on a timer (after at most 0.1 s, the bound doubling up to
+        The hash is read once before the wait sleeps (spared when the queue's subscription was up
+        before the task was enqueued: it heard every announcement of it since), after each
+        announcement, and on a timer (after at most 0.1 s, the bound doubling up to
         ``RECHECK_MAX_SECONDS``; each pause is drawn from the upper half of it, so that waits
         started together do not read together), so a wait ends within that much of the task's end
         even when every message is lost (a connection that died silently), and never sleeps past
@@ -151,24 +161,36 @@ class Task:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = RECHECK_FIRST_SECONDS
+        info: TaskInfo | None = None
         results = self.queue.results
-        with results.watch(self.key, within=timeout) as event:
+        with results.watch(self.key, within=timeout, since=self._mark) as (event, read_first):
+            read = read_first
             while True:
-                with results.reads:
-                    info = self.refresh()
-                if info is not None and info.finished:
-                    failure = info.failure()
-                    if failure is not None:
-                        raise failure
-                    return info.value
+                if read:
+                    with results.reads:
+                        info = self.queue.read_outcome(self.id)
+                    if info is not None and info.finished:
+                        failure = info.failure()
+                        if failure is not None:
+                            raise failure
+                        return info.value
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    if not read:  # the hash is read at least once, whatever was heard
+                        read = True
+                        continue
                     raise WaitTimeout(
                         f"task {self.id} did not finish within {timeout} s "
                         f"(state: {info.state if info else 'no such task'}); wait longer, or "
                         "check that a worker serves this queue (dothis info)"
                     )
                 pause = interval * random.uniform(0.5, 1.0)  # waits started together read apart
-                event.wait(pause if remaining is None else min(pause, remaining))
+                pause = pause if remaining is None else min(pause, remaining)
+                if interval == RECHECK_FIRST_SECONDS:  # a short task's wait: the latency counts
+                    started = time.monotonic()
+                    results.read_here(self.key, event, min(pause, READ_HERE_SECONDS))
+                    pause -= time.monotonic() - started
+                event.wait(max(pause, 0.0))
                 event.clear()
                 interval = min(interval * 2, RECHECK_MAX_SECONDS)
+                read = True
