@@ -15,7 +15,7 @@ import { encodeValue } from '../dist/esm/worker/callable.js';
 import { parseStrict } from '../dist/esm/worker/json.js';
 import { argumentsProblem } from '../dist/esm/worker/registry.js';
 import { VERSION } from '../dist/esm/worker/version.js';
-import { findPython, runPython, startRedis, uniqueQueue, until } from './support/redis.mjs';
+import { findPython, runPython, spawnWorker, startRedis, uniqueQueue, until } from './support/redis.mjs';
 
 const python = await findPython();
 const CLI = fileURLToPath(new URL('../dist/esm/worker/cli.js', import.meta.url));
@@ -46,29 +46,9 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts `dothis-worker` as a user would; `stop()` sends SIGTERM, `kill()` SIGKILL, both by pid. */
+/** Starts `dothis-worker` as a user would (spawnWorker: stop, kill and log). */
 function startNodeWorker(url, queue, extra = []) {
-  const child = spawn(process.execPath, [CLI, '--url', url, '--queue', queue, ...extra, functionsFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.on('data', (chunk) => { log += chunk; });
-  child.stderr.on('data', (chunk) => { log += chunk; });
-  const exited = once(child, 'exit');
-  return {
-    pid: child.pid,
-    log: () => log,
-    async stop(graceMs = 15000) {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      process.kill(child.pid, 'SIGTERM');
-      const timer = setTimeout(() => { log += `\n[not stopped after ${graceMs} ms: SIGKILL]\n`; child.kill('SIGKILL'); }, graceMs);
-      const [code] = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-      await exited;
-    },
-  };
+  return spawnWorker(process.execPath, [CLI, '--url', url, '--queue', queue, ...extra, functionsFile]);
 }
 
 const workerKeys = (raw, queue) => raw.zrange(`${queue}:workers`, 0, -1);

@@ -98,11 +98,12 @@ export async function findPython() {
   }
 }
 
-/** Starts `python -m dothis worker ... dothis.examples` as a user would; `stop()` sends SIGTERM by pid. */
-export function startWorker(python, url, queue, extra = []) {
-  const child = spawn(python, ['-m', 'dothis', 'worker', '--url', url, '--queue', queue, '--processes', '1', ...extra, 'dothis.examples'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Spawns `command args` as a user would, its output kept for `log()`; `stop()` sends SIGTERM, then
+ * SIGKILL if it has not exited within `graceMs`, and resolves with the exit code; `kill()` SIGKILL.
+ */
+export function spawnWorker(command, args) {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (chunk) => { log += chunk; });
   child.stderr.on('data', (chunk) => { log += chunk; });
@@ -110,7 +111,6 @@ export function startWorker(python, url, queue, extra = []) {
   return {
     pid: child.pid,
     log: () => log,
-    /** SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves with the exit code. */
     async stop(graceMs = 15000) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       process.kill(child.pid, 'SIGTERM');
@@ -119,7 +119,16 @@ export function startWorker(python, url, queue, extra = []) {
       clearTimeout(timer);
       return code;
     },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+      await exited;
+    },
   };
+}
+
+/** Starts `python -m dothis worker ... dothis.examples` as a user would (spawnWorker). */
+export function startWorker(python, url, queue, extra = []) {
+  return spawnWorker(python, ['-m', 'dothis', 'worker', '--url', url, '--queue', queue, '--processes', '1', ...extra, 'dothis.examples']);
 }
 
 /** Runs a Python snippet with the dothis package; resolves with its stdout, rejects on failure. */
