@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -77,7 +78,7 @@ def build_table(results: dict[str, Any], labels: dict[str, str]) -> tuple[list[s
         rows.append(["raw bound (redis-py loops)"] + [
             "—" if raw.get(title) is None else fmt.format(raw[title]) for title, _, _, _, fmt in COLUMNS
         ])
-    for system in ["dothis", "dothis-node", *PEERS]:
+    for system in ["dothis", "dothis-tuned", "dothis-cores", "dothis-node", *PEERS]:
         if system not in results:
             continue
         label = labels.get(system, system)
@@ -103,7 +104,7 @@ def build_table(results: dict[str, Any], labels: dict[str, str]) -> tuple[list[s
             if figure == "soak":
                 src = results[system].get("soak") or results[system].get("drain-rec", {})
                 text += f" @{src.get('n', 0):,}"
-            if system in ("dothis", "dothis-node"):
+            if system.startswith("dothis"):
                 bound = raw.get(title)
                 if bound and higher and title != "steady drain/s rec":
                     text += f" [{v / bound:.2f} of raw]"
@@ -124,43 +125,50 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(target, figures, verdict) for each goal of the issue."""
+    """(target, figures, verdict) for each row of the issue's table of targets."""
     out: list[tuple[str, str, str]] = []
 
     def verdict(ok: bool | None) -> str:
         return "n/a" if ok is None else ("met" if ok else "NOT met")
 
+    def best_drain(system: str) -> float | None:  # a peer at its better concurrency
+        return max(filter(None, [value(results, system, "drain-rec", "rate"),
+                                 value(results, system, "drain-c1", "rate")]), default=None)
+
     d_drain = value(results, "dothis", "drain-rec", "rate")
-    d_steady = value(results, "dothis", "drain-rec", "steady_rate")
-    peer_drains = {p: max(filter(None, [value(results, p, "drain-rec", "rate"),
-                                        value(results, p, "drain-c1", "rate")]), default=None)
-                   for p in PY_PEERS}  # each peer at its better concurrency
-    peer_drains = {p: v for p, v in peer_drains.items() if v}
-    if d_drain and peer_drains:
-        best = max(peer_drains, key=lambda p: peer_drains[p])
-        ratio = d_drain / peer_drains[best]
-        out.append(("Python drain >= 3x the fastest Python peer",
-                    f"dothis {d_drain:,.0f}/s vs {best} {peer_drains[best]:,.0f}/s = {ratio:.2f}x",
-                    verdict(ratio >= 3)))
-    batch = value(results, "raw", "drain-batch", "rate")
-    if d_drain and batch:
-        out.append(("Python drain >= 0.5x the batched redis-py bound",
-                    f"{d_drain:,.0f}/s (steady {d_steady or 0:,.0f}/s) vs {batch:,.0f}/s = "
-                    f"{d_drain / batch:.2f}x", verdict(d_drain / batch >= 0.5)))
+    if d_drain:
+        for peer, goal in (("huey", 3.0), ("bee-queue", 1.0)):
+            other = best_drain(peer)
+            if other:
+                out.append((f"drain, default worker, one process >= {goal:g}x {peer}",
+                            f"{d_drain:,.0f}/s vs {other:,.0f}/s = {d_drain / other:.2f}x",
+                            verdict(d_drain / other >= goal)))
+        batch = value(results, "raw", "drain-batch", "rate")
+        if batch:
+            out.append(("drain, default worker, one process >= 0.5x the batched raw bound",
+                        f"{d_drain:,.0f}/s vs {batch:,.0f}/s = {d_drain / batch:.2f}x",
+                        verdict(d_drain / batch >= 0.5)))
+    tuned = value(results, "dothis-tuned", "drain-rec", "rate")
+    if tuned and d_drain:
+        out.append(("drain, --pool inline --prefetch 100 (context)",
+                    f"{tuned:,.0f}/s = {tuned / d_drain:.2f}x the default", "n/a"))
+    cores = results.get("dothis-cores", {}).get("drain-rec", {})
+    if "rate" in cores:
+        cpus = os.cpu_count() or 1
+        n = cpus  # the default of --processes: one per CPU
+        out.append(("drain, --processes on all cores: per process and per core",
+                    f"{cores['rate']:,.0f}/s in all, {cores['rate'] / n:,.0f}/s per process ({n}), "
+                    f"{cores['rate'] / cpus:,.0f}/s per core; Redis CPU "
+                    f"{cores.get('redis_cpu_per_task_us', 0):.1f} µs/task", "reported"))
     p50 = value(results, "dothis", "latency", "p50_ms")
     p99 = value(results, "dothis", "latency", "p99_ms")
-    peer_p50 = {p: value(results, p, "latency", "p50_ms") for p in PEERS}
-    peer_p50 = {p: v for p, v in peer_p50.items() if v}
-    if p50 and peer_p50:
-        best = min(peer_p50, key=lambda p: peer_p50[p])
-        missing = [p for p in PEERS if p in results and p not in peer_p50]
-        out.append(("round trip p50 <= every peer's",
-                    f"dothis {p50:.2f} ms vs lowest peer {best} {peer_p50[best]:.2f} ms"
-                    + (f" (no figure for {', '.join(missing)})" if missing else ""),
-                    verdict(p50 <= peer_p50[best])))
-    if p99:
-        out.append(("round trip p99 < 1.5 ms", f"dothis p99 {p99:.2f} ms", verdict(p99 < 1.5)))
-    for name, figure, goal in (("single enqueue", "enqueue", 0.9), ("bulk enqueue", "bulk", 0.8)):
+    if p50 and p99:
+        out.append(("round trip p50 / p99 <= 0.5 / 1.5 ms, default worker",
+                    f"{p50:.2f} / {p99:.2f} ms", verdict(p50 <= 0.5 and p99 <= 1.5)))
+    cpu = value(results, "dothis", "drain-c1", "redis_cpu_per_task_us")
+    if cpu:
+        out.append(("Redis CPU per task <= 15 µs", f"{cpu:.1f} µs", verdict(cpu <= 15)))
+    for name, figure, goal in (("enqueue one", "enqueue", 0.9), ("enqueue bulk", "bulk", 0.8)):
         d = value(results, "dothis", figure, "rate")
         r = value(results, "raw", figure, "rate")
         if d and r:
@@ -169,29 +177,19 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     n_bulk = value(results, "dothis-node", "bulk", "rate")
     bee = value(results, "bee-queue", "bulk", "rate")
     if n_bulk and bee:
-        out.append(("Node enqueueMany >= bee-queue bulk",
+        out.append(("Node enqueueMany >= bee-queue saveAll",
                     f"{n_bulk:,.0f}/s vs {bee:,.0f}/s = {n_bulk / bee:.2f}x", verdict(n_bulk >= bee)))
-    for title, figure, field, unit in (("Redis memory per task", "bulk", "key_usage_per_task", "B"),
-                                       ("Redis CPU per task", "drain-c1", "redis_cpu_per_task_us", "µs")):
-        d = value(results, "dothis", figure, field)
-        peers = {p: value(results, p, figure, field) for p in PEERS}
-        peers = {p: v for p, v in peers.items() if v}
-        if d and peers:
-            best = min(peers, key=lambda p: peers[p])
-            out.append((f"{title} <= the leanest peer",
-                        f"dothis {d:,.1f} {unit} vs {best} {peers[best]:,.1f} {unit}",
-                        verdict(d <= peers[best])))
     scaling = results.get("dothis-scaling", {})
     depths = sorted((int(k.split("-")[1]), v) for k, v in scaling.items()
                     if k.startswith("depth-") and isinstance(v, dict) and "steady_rate" in v)
     if len(depths) >= 2:
         rates = [v["steady_rate"] for _, v in depths]
-        cpus = [v["redis_cpu_per_task_us"] for _, v in depths]
+        cpus_us = [v["redis_cpu_per_task_us"] for _, v in depths]
         spread = max(rates) / min(rates)
-        text = "; ".join(f"{d:,}: drain {v['steady_rate']:,.0f}/s, enqueue {v.get('prefill_rate') or 0:,.0f}/s, "
-                         f"Redis CPU {v['redis_cpu_per_task_us']:.1f} µs/task" for d, v in depths)
-        out.append(("flat cost per task from 10^4 to 10^6 queued", text,
-                    verdict(spread < 1.25 and max(cpus) / min(cpus) < 1.25)
+        text = "; ".join(f"{d:,}: drain {v['steady_rate']:,.0f}/s, Redis CPU "
+                         f"{v['redis_cpu_per_task_us']:.1f} µs/task" for d, v in depths)
+        out.append(("cost flat from 10^4 to 10^6 queued", text,
+                    verdict(spread < 1.25 and max(cpus_us) / min(cpus_us) < 1.25)
                     + ("" if depths[-1][0] >= 1_000_000 else " (10^6 only with --full)")))
     return out
 

@@ -214,8 +214,9 @@ class Driver:
 
 
 def python_driver(key: str, label: str, venv_python: Path, script: str, figures: tuple[str, ...],
-                  notes: str = "") -> Driver:
-    return Driver(key, label, [str(venv_python), str(PEERS / script)], figures, notes=notes)
+                  notes: str = "", env: dict[str, str] | None = None) -> Driver:
+    return Driver(key, label, [str(venv_python), str(PEERS / script)], figures, notes=notes,
+                  env=env or {})
 
 
 def node_driver(key: str, label: str, script: str, figures: tuple[str, ...], notes: str = "") -> Driver:
@@ -354,6 +355,13 @@ def plan_peers(sizes: Sizes, quick: bool) -> list[Driver]:
     py_main = MAIN_PY
     drivers = [python_driver("dothis", "dothis (Python)", py_main, "dothis_py.py",
                              ("enqueue", "bulk", "drain", "latency"))]
+    # The same worker tuned for short tasks (no timeouts, no crash isolation), and on every core.
+    drivers.append(python_driver("dothis-tuned", "dothis, --pool inline --prefetch 100", py_main,
+                                 "dothis_py.py", ("drain",),
+                                 env={"DOTHIS_BENCH_WORKER_ARGS": "--pool inline --prefetch 100"}))
+    drivers.append(python_driver("dothis-cores", f"dothis, --processes default ({os.cpu_count()})",
+                                 py_main, "dothis_py.py", ("drain",),
+                                 env={"BENCH_DOTHIS_PROCESSES": ""}))
     if (NODE_CLIENT / "dist" / "esm" / "index.js").exists() or not quick:
         drivers.append(node_driver("dothis-node", "dothis (Node producer)", "dothis_node.mjs",
                                    ("enqueue", "bulk", "latency")))
@@ -510,6 +518,8 @@ def main() -> None:
                     dothis_concurrency = sweep_dothis(runner, driver, sizes, results)
                 dothis_concurrency = dothis_concurrency or driver.recommended
                 driver.recommended = dothis_concurrency
+            elif driver.key in ("dothis-tuned", "dothis-cores") and dothis_concurrency:
+                driver.recommended = dothis_concurrency  # per process, as the default row's
             if "enqueue" in driver.figures:
                 try_figure(results, driver.key, "enqueue",
                            lambda d=driver: runner.median(d, "enqueue", overrides.get("enqueue", sizes.enqueue)))
@@ -527,7 +537,8 @@ def main() -> None:
             if "latency" in driver.figures:
                 try_figure(results, driver.key, "latency",
                            lambda d=driver: runner.median(d, "latency", overrides.get("latency", sizes.latency), 1))
-            if "drain" in driver.figures and sizes.soak:
+            if "drain" in driver.figures and sizes.soak and driver.key in ("dothis", *PY_PEERS,
+                                                                            *NODE_PEERS):
                 soak = soak_size(results[driver.key], sizes.soak, opts.quick, driver.key == "dothis")
                 try_figure(results, driver.key, "soak",
                            lambda d=driver, soak=soak: runner.once(d, "drain", soak, d.recommended,

@@ -61,14 +61,13 @@ def _system():  # built lazily, so that the worker importing this module stays l
                 return [sys.executable, "dothis_worker.py", self.url, self.queue, str(concurrency),
                         "pool=thread"]
             dothis = os.path.join(os.path.dirname(sys.executable), "dothis")
-            # The configuration dothis recommends for short tasks: plain functions inline on the
-            # worker's event loop, 100 tasks claimed ahead (owned in executing, crash-safe), so
-            # start and finish go to Redis in one round trip per batch. DOTHIS_BENCH_WORKER_ARGS
-            # overrides it (e.g. "--pool process" for the default, killable pool). One worker
+            # The worker as a user starts it: no flags but the queue, the URL and the module
+            # (the process pool, its timeouts and crash isolation). DOTHIS_BENCH_WORKER_ARGS adds
+            # flags (bench/run.py's tuned row: "--pool inline --prefetch 100"). One worker
             # process, as every row of the table; BENCH_DOTHIS_PROCESSES=N runs N under the
             # supervisor, and an empty value passes no --processes (the command's default: one
             # per CPU; or a revision older than the flag, with --commit).
-            extra = os.environ.get("DOTHIS_BENCH_WORKER_ARGS", "--pool inline --prefetch 100")
+            extra = os.environ.get("DOTHIS_BENCH_WORKER_ARGS", "")
             processes = os.environ.get("BENCH_DOTHIS_PROCESSES", "1")
             return [dothis, "worker", "--url", self.url, "--queue", self.queue,
                     "--concurrency", str(concurrency), "--log-level", "WARNING", *extra.split(),
