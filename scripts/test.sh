@@ -7,6 +7,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/setup.sh
 PY="$ROOT/.venv/bin/python"
+# The tests mostly wait on Redis and on worker processes, so they run in parallel (pytest-xdist),
+# more processes than cores; DOTHIS_TEST_JOBS=1 runs them one at a time.
+JOBS="${DOTHIS_TEST_JOBS:-3}"
 
 step() { printf '\n== %s ==\n' "$*"; }
 
@@ -18,7 +21,7 @@ step "schema/ tests"
 "$PY" -m pytest -q -p no:cacheprovider schema/tests
 
 step "Python tests (unit, integration, acceptance)"
-"$PY" -m pytest -q -p no:cacheprovider python/tests
+"$PY" -m pytest -q -p no:cacheprovider -n "$JOBS" python/tests
 
 step "Node client: build, typecheck, lint, node --test"
 (cd node-client && DOTHIS_PYTHON="$PY" npm run --silent ci)

@@ -8,6 +8,26 @@ import pytest
 import redis
 from support import RedisServer, WorkerProcess, WorkerThread
 
+CHAOS_ROWS: list[dict[str, Any]] = []  # the chaos table's rows, from every (xdist) worker
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from chaos.checker import CHAOS_ROW
+
+    CHAOS_ROWS.extend(value for name, value in report.user_properties if name == CHAOS_ROW)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not CHAOS_ROWS:
+        return
+    from chaos.checker import Row, number, render
+    from chaos.harness import MODE
+
+    terminalreporter.write_sep("=", f"chaos scenarios ({MODE} sizes)")
+    rows = sorted((Row(**fields) for fields in CHAOS_ROWS), key=number)
+    for line in render(rows).splitlines():
+        terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:

@@ -38,6 +38,7 @@ from dothis import ConnectionFailed, Queue, TaskExists
 
 # Replies of a Redis in trouble, not of a bad request: enqueue.lua wrote nothing, try again.
 # redis-py turns some into classes of their own and strips the code from the message.
+CHAOS_ROW = "chaos-row"  # the name of a row in a test report's user_properties
 REFUSALS = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "UNBLOCKED")
 REFUSAL_TYPES = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
                  redis.exceptions.BusyLoadingError, redis.exceptions.MasterDownError)  # fmt: skip
@@ -249,7 +250,7 @@ def check(
 
 @dataclass
 class Row:
-    """One line of the chaos table."""
+    """One line of the chaos table (it travels with its test's report as ``CHAOS_ROW``)."""
 
     scenario: str
     faults: str
@@ -278,6 +279,12 @@ class Row:
 
 HEADER = ("scenario", "faults", "tasks", "lost", "unexpected", "stuck", "extra runs", "s",
           "verdict")  # fmt: skip
+
+
+def number(row: Row) -> tuple[int, str]:
+    """Rows in the order of their scenario numbers (10 after 9), then by name."""
+    head = row.scenario.split(" ", 1)[0]
+    return (int(head) if head.isdigit() else 10**6, row.scenario)
 
 
 def render(rows: list[Row]) -> str:

@@ -6,6 +6,7 @@ the bounded sizes. Select it alone with ``-m chaos``.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from chaos.checker import History, Row, render
-from chaos.harness import MODE, ChaosRedis, Fleet, Proxy
+from chaos.checker import CHAOS_ROW, History, Row
+from chaos.harness import ChaosRedis, Fleet, Proxy
 
-ROWS: list[Row] = []
 ROWS_OF: dict[str, list[Row]] = {}  # test node id -> the rows it added
 
 
@@ -26,18 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not ROWS:
-        return
-    terminalreporter.write_sep("=", f"chaos scenarios ({MODE} sizes)")
-    for line in render(sorted(ROWS, key=_number)).splitlines():
-        terminalreporter.write_line(line)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A scenario marked xfail (a known bug of the code under test) that failed says so in its
-    row; one that passed anyway says that."""
+    row; one that passed anyway says that. The rows travel with the report (also from a pytest-xdist
+    worker process), and python/tests/conftest.py prints them as one table at the end."""
     report = yield
     if report.when == "call":
         for row in ROWS_OF.get(item.nodeid, []):
@@ -45,13 +38,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 row.verdict = "xfail (known bug)"
             elif report.passed and item.get_closest_marker("xfail") is not None:
                 row.verdict = f"{row.verdict} (xpass)"
+            report.user_properties.append((CHAOS_ROW, dataclasses.asdict(row)))
     return report
-
-
-def _number(row: Row) -> tuple[int, str]:
-    """Rows in the order of their scenario numbers (10 after 9), then by name."""
-    head = row.scenario.split(" ", 1)[0]
-    return (int(head) if head.isdigit() else 10**6, row.scenario)
 
 
 @pytest.fixture
@@ -59,7 +47,6 @@ def table(request: pytest.FixtureRequest) -> Callable[[Row], Row]:
     """Add a row to the chaos table (before asserting, so a failing scenario shows too)."""
 
     def add(row: Row) -> Row:
-        ROWS.append(row)
         ROWS_OF.setdefault(request.node.nodeid, []).append(row)
         return row
 
