@@ -19,6 +19,16 @@ need_apt() {
 
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || need_apt redis-server
 command -v python3 >/dev/null || need_apt python3
+# The dashboard's browser test drives Debian's chromium through chromium-driver (never a downloaded
+# browser); without them that one test is skipped.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    need_apt chromium chromium-driver
+  else
+    echo "note: chromium and chromium-driver are missing, so the dashboard's browser test will be" \
+      "skipped (sudo apt-get install -y chromium chromium-driver)" >&2
+  fi
+fi
 command -v node >/dev/null && command -v npm >/dev/null \
   || { echo "Node.js 20 and npm are needed: https://nodejs.org/ (or apt-get install nodejs npm)" >&2; exit 1; }
 

@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+
+import { SCRIPTS } from './generated/scripts.js';
+
 /**
  * Every error this package throws is a DothisError; `code` is a stable, machine-readable string.
  * TaskFailedError carries the error code the worker wrote to the task hash (schema/protocol.json).
@@ -188,4 +192,119 @@ export class MalformedResultError extends DothisError {
       'malformed-result', options);
     this.id = id;
   }
+}
+
+/**
+ * The Redis ACL user may not run a command, or use a key or a channel, that the operation needs
+ * (NOPERM). `command` is the command refused (lower case) when known; `rules` are the ACL rules to
+ * add (`+evalsha`, `~{emails}:task:*`, `&{emails}:results`). `dothis acl` prints every rule of a role.
+ */
+export class PermissionDeniedError extends DothisError {
+  readonly command: string | null;
+  readonly rules: readonly string[];
+
+  constructor(message: string, command: string | null, rules: readonly string[], options?: ErrorOptions) {
+    super(message, 'permission-denied', options);
+    this.command = command;
+    this.rules = rules;
+  }
+}
+
+const ACL_FIX = 'or create the user with the line `dothis acl --role ROLE --queue QUEUE` prints';
+// Redis 7's replies to a command, key or channel the user may not use: at the top level (NOPERM)
+// and inside a script (ERR ..., naming the script's line).
+const REFUSALS: readonly (readonly ['command' | 'key' | 'channel', RegExp])[] = [
+  ['command', /no permissions to run the '([^']+)' command/],
+  ['key', /no permissions to access one of the keys/],
+  ['channel', /no permissions to access one of the channels/],
+  ['command', /script can't run this command or subcommand/],
+  ['key', /script can't access at least one of the keys/],
+  ['channel', /script can't publish to the channel/],
+];
+// The keys of a queue whose name ends in a fixed suffix, then those that end in an id.
+const FIXED_SUFFIXES = [':pending', ':executing', ':rejected', ':scheduled', ':failed', ':succeeded', ':releasing',
+  ':periodic', ':workers', ':waiting'];
+const VARIABLE_PARTS = [':task:', ':dependents:', ':worker:'];
+
+/** `text` as a literal inside a Redis glob pattern. */
+export function globEscape(text: string): string {
+  return text.replace(/([*?[\]\\])/g, '\\$1');
+}
+
+/** The rule that allows `key`: `~<queue>:pending`, `~<queue>:task:*`, else the key itself. */
+export function keyRule(key: string): string {
+  const fixed = FIXED_SUFFIXES.find((suffix) => key.endsWith(suffix) && key.length > suffix.length);
+  if (fixed) return `~${globEscape(key.slice(0, -fixed.length))}${fixed}`;
+  for (const part of VARIABLE_PARTS) {
+    const at = key.lastIndexOf(part);
+    if (at > 0) return `~${globEscape(key.slice(0, at))}${part}*`;
+  }
+  return `~${globEscape(key)}`;
+}
+
+/** The keys of an ioredis command: EVAL/EVALSHA's KEYS, else the first argument (both of a LMOVE). */
+function commandKeys(name: string, args: readonly unknown[]): string[] {
+  const text = args.map((arg) => (Buffer.isBuffer(arg) ? arg.toString('utf8') : String(arg)));
+  if (name === 'eval' || name === 'evalsha') return text.slice(2, 2 + Number(text[1] ?? 0));
+  if (name === 'lmove' || name === 'blmove') return text.slice(0, 2);
+  return text.slice(0, 1);
+}
+
+/** The protocol script an EVAL (its text) or EVALSHA (its SHA1) ran, by name. */
+function scriptOf(name: string, args: readonly unknown[]): string | undefined {
+  const first = typeof args[0] === 'string' ? args[0] : Buffer.isBuffer(args[0]) ? args[0].toString('utf8') : '';
+  const entries = Object.entries(SCRIPTS) as [string, string][];
+  if (name === 'eval') return entries.find(([, lua]) => lua === first)?.[0];
+  if (name !== 'evalsha') return undefined;
+  return entries.find(([, lua]) => createHash('sha1').update(lua).digest('hex') === first)?.[0];
+}
+
+/** The command on the line of `script` that a refusal inside it names (`@user_script:N`). */
+function scriptCommand(script: string | undefined, message: string): string | null {
+  const line = /@user_script:(\d+)/.exec(message)?.[1];
+  const lua = script ? (SCRIPTS as Record<string, string>)[script] : undefined;
+  if (!line || !lua) return null;
+  const call = /redis\.p?call\(\s*['"]([A-Za-z]+)['"]/.exec(lua.split('\n')[Number(line) - 1] ?? '');
+  return call?.[1]?.toLowerCase() ?? null;
+}
+
+/**
+ * The PermissionDeniedError a user should see for a refusal of Redis's ACL, or null when `error` is
+ * none. It reads the command ioredis attaches to a reply error (`error.command`: name and args) to
+ * name the key or channel rule; `script` names the protocol script a refused EVALSHA ran.
+ */
+export function explainNoPerm(error: unknown, script?: string): PermissionDeniedError | null {
+  if (!(error instanceof Error) || error instanceof PermissionDeniedError) return null;
+  const found = REFUSALS.map(([kind, pattern]) => [kind, pattern.exec(error.message)] as const)
+    .find(([, match]) => match !== null);
+  if (!found) return null;
+  const [kind, match] = found;
+  const sent = (error as { command?: { name?: string; args?: unknown[] } }).command;
+  const name = (sent?.name ?? '').toLowerCase();
+  script ??= scriptOf(name, sent?.args ?? []);
+  const where = script ? ` in ${script}.lua` : '';
+  const shown = name ? name.toUpperCase() : 'a command';
+  const options = { cause: error };
+  if (kind === 'command') {
+    const command = match?.[1]?.toLowerCase() ?? scriptCommand(script, error.message);
+    const rules = command ? [`+${command}`] : [];
+    const what = command ? `the command ${command.toUpperCase()}` : `a command run by ${shown}`;
+    const rule = rules.length ? `add the rule ${rules.join(' ')}` : 'add the commands the script runs';
+    return new PermissionDeniedError(`Redis refused ${what}${where} to this user (ACL): ${rule}, ${ACL_FIX}`,
+      command, rules, options);
+  }
+  const keys = commandKeys(name, sent?.args ?? []);
+  if (kind === 'channel') {
+    const task = keys.find((key) => key.lastIndexOf(':task:') > 0);
+    const queue = task ? globEscape(task.slice(0, task.lastIndexOf(':task:'))) : '<queue>';
+    const rules = name === 'subscribe' ? keys.map((channel) => `&${globEscape(channel)}`)
+      : [`&${queue}:${script === 'progress' ? 'progress' : 'results'}`];
+    return new PermissionDeniedError(`Redis refused a channel of ${shown}${where} to this user (ACL): add the rule ` +
+      `${rules.join(' ')}, ${ACL_FIX}`, name || null, rules, options);
+  }
+  const rules = [...new Set(keys.map(keyRule))];
+  const one = keys.length ? ` (one of ${keys.join(', ')})` : '';
+  const rule = rules.length ? `add the rule${rules.length > 1 ? 's' : ''} ${rules.join(' ')}` : 'add the key patterns of the queue';
+  return new PermissionDeniedError(`Redis refused a key of ${shown}${where}${one} to this user (ACL): ${rule}, ${ACL_FIX}`,
+    name || null, rules, options);
 }

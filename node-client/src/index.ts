@@ -10,7 +10,7 @@ export {
 } from './task.js';
 export {
   AuthenticationFailedError, ConnectionFailedError, DependencyError, DothisError, InvalidArgumentsError, InvalidUrlError,
-  MalformedResultError, QueueClosedError, TaskExistsError, TaskFailedError, TaskNotFoundError, WaitTimeoutError,
+  MalformedResultError, PermissionDeniedError, QueueClosedError, TaskExistsError, TaskFailedError, TaskNotFoundError, WaitTimeoutError,
 } from './errors.js';
 export {
   DEFAULTS, ERROR_CODES, FIELDS, KEY_TEMPLATES, LIMITS, OUTCOMES, PROTOCOL, PROTOCOL_VERSION,

@@ -10,7 +10,8 @@ import { startRedis, uniqueQueue } from './support/redis.mjs';
 
 const {
   AuthenticationFailedError, ConnectionFailedError, DependencyError, DothisError, ERROR_CODES, InvalidArgumentsError,
-  InvalidUrlError, MalformedResultError, Queue, QueueClosedError, TaskExistsError, TaskFailedError, TaskNotFoundError,
+  InvalidUrlError, MalformedResultError, PermissionDeniedError, Queue, QueueClosedError, TaskExistsError, TaskFailedError,
+  TaskNotFoundError,
   WaitTimeoutError,
 } = dothis;
 
@@ -180,6 +181,7 @@ describe('schema/client-errors.json', () => {
     AuthenticationFailedError: () => [new AuthenticationFailedError(url, false, 'NOAUTH'),
       new AuthenticationFailedError(url, true, 'WRONGPASS')],
     InvalidUrlError: () => [new InvalidUrlError(url, 'x')],
+    PermissionDeniedError: () => [new PermissionDeniedError('x', 'evalsha', ['+evalsha'])],
     QueueClosedError: () => [new QueueClosedError('q')],
     InvalidArgumentsError: () => [new InvalidArgumentsError('id', 'x')],
     TaskExistsError: () => [new TaskExistsError(['a'])],

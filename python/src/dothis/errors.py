@@ -31,6 +31,20 @@ class ReadOnlyRedis(DothisError):
     code = "read-only-redis"
 
 
+class PermissionDenied(DothisError):
+    """The Redis ACL user may not run a command, or use a key or a channel, that the operation
+    needs; the message names what was refused and the rule to add (SPEC.md ACL)."""
+
+    code = "permission-denied"
+
+    def __init__(
+        self, message: str, *, command: str | None = None, rules: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.rules = rules
+
+
 class InvalidUrl(DothisError, ValueError):
     """The Redis URL cannot be parsed, or names a database the server does not have."""
 

@@ -26,6 +26,8 @@ COMMANDS = {
     "empty": "dothis.cli.manage:empty",
     "purge": "dothis.cli.manage:purge",
     "metrics": "dothis.cli.metrics:metrics",
+    "acl": "dothis.cli.acl:acl",
+    "dashboard": "dothis.cli.dashboard:dashboard",
 }
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
+import redis.exceptions
+
+from dothis.store.acl import Request as Refused
+from dothis.store.acl import explain_noperm
 from dothis.store.batching import Batcher
 from dothis.store.connection import AsyncClient, SyncClient
 from dothis.store.ops import Command, ScriptCall
@@ -17,17 +21,29 @@ from dothis.store.scripts import register
 T = TypeVar("T")
 
 
+def _denied(error: BaseException, request: ScriptCall[Any] | Command[Any]) -> BaseException:
+    """``error``, or the PermissionDenied naming the rule to add when it is an ACL refusal."""
+    if isinstance(request, ScriptCall):
+        what = Refused(script=request.script, keys=tuple(request.keys))
+    else:
+        what = Refused(command=tuple(request.args))
+    return explain_noperm(error, what) or error
+
+
 class SyncStore:
     def __init__(self, client: SyncClient) -> None:
         self.client = client
         self.scripts = register(client)
 
     def run(self, request: ScriptCall[T] | Command[T]) -> T:
-        if isinstance(request, ScriptCall):
-            raw = self.scripts[request.script](keys=request.keys, args=request.args,
-                                               client=self.client)  # fmt: skip
-        else:
-            raw = cast(Any, self.client).execute_command(*request.args)
+        try:
+            if isinstance(request, ScriptCall):
+                raw = self.scripts[request.script](keys=request.keys, args=request.args,
+                                                   client=self.client)  # fmt: skip
+            else:
+                raw = cast(Any, self.client).execute_command(*request.args)
+        except redis.exceptions.ResponseError as error:
+            raise _denied(error, request) from error
         return request.parse(raw)
 
     def run_many(self, requests: Sequence[ScriptCall[Any]]) -> list[Any]:
@@ -35,8 +51,11 @@ class SyncStore:
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
             self.scripts[request.script](keys=request.keys, args=request.args, client=pipe)
-        replies = pipe.execute(raise_on_error=False)
-        return [reply if isinstance(reply, Exception) else request.parse(reply)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except redis.exceptions.ResponseError as error:  # SCRIPT EXISTS / LOAD before the calls
+            raise _denied(error, requests[0]) from error
+        return [_denied(reply, request) if isinstance(reply, Exception) else request.parse(reply)
                 for request, reply in zip(requests, replies, strict=True)]  # fmt: skip
 
 
@@ -50,7 +69,11 @@ class AsyncStore:
         if isinstance(request, ScriptCall):
             sha = self.scripts[request.script].sha
             command = ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
-            raw = await self.batch.send(request.script, command)
+            name: str | None = request.script
         else:
-            raw = await self.batch.send(None, request.args)
+            command, name = request.args, None
+        try:
+            raw = await self.batch.send(name, command)
+        except redis.exceptions.ResponseError as error:
+            raise _denied(error, request) from error
         return request.parse(raw)

@@ -1,0 +1,117 @@
+"""What the overview and the workers page show: counts by state, throughput and workers.
+
+Counts are LLEN/ZCARD (O(1)); throughput is ZCOUNT over the finish-time scores of the succeeded
+and failed registries (SPEC.md 2.1), so it survives restarts of the dashboard; workers are read
+from the registry ``<queue>:workers`` and their manifests (SPEC.md 9.1).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, cast
+
+from dothis.dashboard.reader import Reader, age, json_or_text
+from dothis.producer.inspection import live_workers, pending_functions, queue_info
+from dothis.store.connection import translate_errors
+from dothis.wire.clock import now_ms
+from dothis.wire.protocol import Keys
+
+STATES = ("pending", "scheduled", "waiting", "executing", "failed", "succeeded", "rejected")
+HOUR_MS = 3_600_000
+BUCKETS = 12  # the last hour in 5-minute buckets
+BACKLOG_WINDOW = 100  # the next pending tasks read to name the functions with a backlog
+
+
+def counts(reader: Reader, names: list[str]) -> dict[str, dict[str, int]]:
+    """Tasks by state and live workers of each queue, in one pipelined round trip."""
+    stamp = now_ms()
+    pipe = reader.client.pipeline(transaction=False)
+    for name in names:
+        keys = Keys(name)
+        pipe.llen(keys.pending)
+        pipe.zcard(keys.scheduled)
+        pipe.zcard(keys.waiting)
+        pipe.llen(keys.executing)
+        pipe.zcard(keys.failed)
+        pipe.zcard(keys.succeeded)
+        pipe.llen(keys.rejected)
+        pipe.zcount(keys.workers, stamp, "+inf")
+    with translate_errors(reader.url):
+        found = cast(list[int], pipe.execute()) if names else []
+    size = len(STATES) + 1
+    result = {}
+    for index, name in enumerate(names):
+        row = found[index * size : (index + 1) * size]
+        result[name] = {**dict(zip(STATES, row, strict=False)), "workers": row[-1]}
+    return result
+
+
+def throughput(reader: Reader, name: str) -> dict[str, Any]:
+    """Tasks that ended in the last hour (succeeded, and failed/cancelled/expired), in total and
+    per 5-minute bucket, oldest bucket first."""
+    keys = Keys(name)
+    end = now_ms()
+    step = HOUR_MS // BUCKETS
+    pipe = reader.client.pipeline(transaction=False)
+    for key in (keys.succeeded, keys.failed):
+        for bucket in range(BUCKETS):
+            start = end - HOUR_MS + bucket * step
+            pipe.zcount(key, start, start + step - 1 if bucket < BUCKETS - 1 else "+inf")
+    with translate_errors(reader.url):
+        found = cast(list[int], pipe.execute())
+    succeeded, failed = found[:BUCKETS], found[BUCKETS:]
+    return {"succeeded": sum(succeeded), "failed": sum(failed),
+            "succeeded_buckets": succeeded, "failed_buckets": failed,
+            "bucket_seconds": step // 1000}  # fmt: skip
+
+
+def queue_overview(reader: Reader, name: str) -> dict[str, Any]:
+    """One queue: counts by state, oldest pending age, throughput, workers, and the functions
+    with a backlog (among the next pending tasks) that no live worker runs."""
+    queue = reader.queue(name)
+    info = queue_info(queue)
+    workers = info.pop("workers")
+    served: set[str] = set()
+    for worker in workers:
+        listed = json_or_text(worker.get("functions"))
+        if isinstance(listed, list):
+            served.update(str(function) for function in listed)
+    backlog = Counter(pending_functions(queue, BACKLOG_WINDOW))
+    functions = [{"function": function, "pending": count, "served": function in served}
+                 for function, count in backlog.most_common()]  # fmt: skip
+    return {"queue": name, "counts": {state: info[state] for state in STATES},
+            "oldest_pending_seconds": info["oldest_pending_seconds"],
+            "throughput": throughput(reader, name), "workers": len(workers),
+            "backlog": functions, "backlog_window": BACKLOG_WINDOW}  # fmt: skip
+
+
+def overview(reader: Reader) -> list[dict[str, Any]]:
+    return [queue_overview(reader, name) for name in reader.queue_names()]
+
+
+def worker_rows(reader: Reader, names: list[str]) -> list[dict[str, Any]]:
+    """Every live worker key of the queues: its manifest, decoded, and its heartbeat age."""
+    rows = []
+    for name in names:
+        with translate_errors(reader.url):
+            found = live_workers(reader.client, Keys(name))
+        for fields in found:
+            running = json_or_text(fields.get("running"))
+            rows.append({
+                "queue": name,
+                "id": fields.get("id", "?"),
+                "host": fields.get("host"),
+                "pid": fields.get("pid"),
+                "language": fields.get("language"),
+                "implementation": fields.get("implementation"),
+                "version": fields.get("version"),
+                "concurrency": fields.get("concurrency"),
+                "queues": json_or_text(fields.get("queues")),
+                "functions": json_or_text(fields.get("functions")),
+                "started": fields.get("started"),
+                "heartbeat": fields.get("heartbeat"),
+                "heartbeat_age_seconds": age(fields.get("heartbeat")),
+                "running": running if isinstance(running, list) else [],
+                "protocol": fields.get("protocol"),
+            })  # fmt: skip
+    return rows
