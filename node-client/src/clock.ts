@@ -11,6 +11,7 @@
  */
 import { ReplyError, type Redis } from 'ioredis';
 
+import { PermissionDeniedError } from './errors.js';
 import { nowMicros } from './time.js';
 
 /** An offset beyond this is worth a warning: the machine's clock is wrong (SPEC.md 9.8). */
@@ -98,7 +99,9 @@ export class Clock {
       });
       this.warnSkew();
     } catch (error) {
-      if (!(error instanceof ReplyError)) throw error; // not a refusal of TIME: the call fails as any would
+      // a refusal of TIME (a ReplyError, or the PermissionDeniedError a producer's link makes of it) leaves offset 0;
+      // anything else fails the call as any would
+      if (!(error instanceof ReplyError) && !(error instanceof PermissionDeniedError)) throw error;
       this.offsetMicros = 0n;
       this.warnFailure(error as Error);
     }
@@ -118,7 +121,8 @@ export class Clock {
   private warnFailure(error: Error): void {
     if (this.warnedFailure) return;
     this.warnedFailure = true;
-    this.warn(`dothis: cannot read the clock of Redis at ${this.url} (TIME: ${error.message}); the times dothis writes ` +
+    const reply = error.cause instanceof Error ? error.cause.message : error.message; // Redis's own words
+    this.warn(`dothis: cannot read the clock of Redis at ${this.url} (TIME: ${reply}); the times dothis writes ` +
       'follow this machine\'s clock (offset 0), which must then agree with the workers\' (SPEC.md 9.8); allow TIME ' +
       '(ACL: +time) to correct it');
   }

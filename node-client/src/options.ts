@@ -202,3 +202,21 @@ export function planOptions(options: unknown, id: string, queue: string, taskPre
   }
   return { fields, placement, parents };
 }
+
+/**
+ * How to reach Redis beyond the URL (docs/topology.md). The URL can carry the same settings as
+ * query parameters (`?tls_ca=FILE&tls_cert=FILE&tls_key=FILE`, `?cluster=1`), and so can the
+ * variables DOTHIS_TLS_CA, DOTHIS_TLS_CERT, DOTHIS_TLS_KEY and DOTHIS_CLUSTER=1, which Python
+ * reads too; the options here win over both.
+ */
+export interface ConnectionOptions {
+  /**
+   * TLS for a rediss:// URL: `ca` (the CA that signed the server's certificate; default: Node's
+   * trusted CAs), `cert` and `key` (a client certificate, for a server that asks for one), each a
+   * path to a PEM file or its contents as a Buffer. Any other key is passed to tls.connect as it
+   * is (ioredis's own `tls` option). Certificate checks stay on unless you turn them off here.
+   */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; [option: string]: unknown };
+  /** Redis Cluster: `true` (the URL names any node), or the nodes to start from. */
+  cluster?: boolean | readonly { host: string; port: number }[];
+}

@@ -4,13 +4,13 @@ import { randomUUID } from 'node:crypto';
 import { ReplyError, type ChainableCommander, type Redis } from 'ioredis';
 
 import { Clock } from './clock.js';
-import { DEFAULT_URL, Link } from './connection.js';
+import { checkQueueNames, DEFAULT_URL, Link } from './connection.js';
 import {
   DependencyError, InvalidArgumentsError, QueueClosedError, TaskExistsError, TaskNotFoundError, WaitTimeoutError,
 } from './errors.js';
 import { SCRIPT_MANIFEST } from './generated/manifest.js';
 import { SCRIPTS } from './generated/scripts.js';
-import { planOptions, type EnqueueOptions } from './options.js';
+import { planOptions, type ConnectionOptions, type EnqueueOptions } from './options.js';
 import {
   dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, SHARED_KEYS, succeededKey, taskKey,
   progressChannel, waitingKey,
@@ -21,7 +21,7 @@ import { checkFunctionName, checkId, checkQueueName, checkTaskHash, describe, se
 import { traceFields } from './tracing.js';
 import { ResultWaits } from './waits.js';
 
-export interface QueueOptions {
+export interface QueueOptions extends ConnectionOptions {
   /** Redis URL. Default: $DOTHIS_REDIS_URL, else redis://127.0.0.1:6379/0. */
   url?: string;
   /** How long a call waits for a (re)connection before failing, in ms. Default 3000. */
@@ -115,7 +115,7 @@ export class Queue {
   private readonly link: Link;
   /** This machine's offset to the Redis clock (SPEC.md 9.8): every time the queue writes is on Redis's clock. */
   private readonly clock: Clock;
-  private readonly options: Required<QueueOptions>;
+  private readonly options: Required<Pick<QueueOptions, 'url' | 'connectTimeout'>> & ConnectionOptions & { explainRefusals: boolean };
   private readonly source: TaskSource;
   private waits: { link: Link; results: ResultWaits } | undefined;
   private closed = false;
@@ -129,8 +129,9 @@ export class Queue {
       throw new InvalidArgumentsError('connectTimeout', `must be a positive number of milliseconds, got ${String(connectTimeout)}`);
     }
     const url = options.url ?? process.env.DOTHIS_REDIS_URL ?? DEFAULT_URL;
-    this.options = { url, connectTimeout };
-    this.link = new Link({ url, connectTimeout, connectionName: 'dothis-producer' });
+    checkQueueNames(url, [this.name], options);
+    this.options = { url, connectTimeout, tls: options.tls, cluster: options.cluster, explainRefusals: true };
+    this.link = new Link({ ...this.options, connectionName: 'dothis-producer' });
     this.link.redis.defineCommand(ENQUEUE_COMMAND, { lua: SCRIPTS.enqueue });
     this.link.redis.defineCommand(CANCEL_COMMAND, { numberOfKeys: SCRIPT_MANIFEST.cancel.counts.keys + SCRIPT_MANIFEST.cancel.counts.optionalKeys, lua: SCRIPTS.cancel });
     this.url = this.link.url;

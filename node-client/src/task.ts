@@ -214,7 +214,8 @@ export class Task {
       args: nullable(fields.args),
       outcome: result ? result.outcome : null,
       value: result?.outcome === 'successful' ? result.value : undefined,
-      error: result?.outcome === 'failed' ? { code: result.code, reason: result.reason, exception: result.exception } : null,
+      // every outcome but successful carries the error fields (failed, cancelled, expired: SPEC.md 5.9)
+      error: result && result.outcome !== 'successful' ? { code: result.code, reason: result.reason, exception: result.exception } : null,
       pendingCreated: nullable(fields['pending-created']),
       executingCreated: nullable(fields['executing-created']),
       finishedCreated: nullable(fields['finished-created']),

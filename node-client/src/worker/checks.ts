@@ -38,7 +38,8 @@ export function cancelRequested(fields: Map<string, Buffer>): Failure | null {
 export function expired(fields: Map<string, Buffer>, nowMs: number): Failure | null {
   const ttl = fields.get('ttl')?.toString('latin1');
   const created = fields.get('pending-created')?.toString('latin1');
-  if (ttl === undefined || created === undefined || !/^[0-9]{1,9}$/.test(ttl)) return null;
+  // no ttl, or a malformed one ('0' included): no limit (SPEC.md 3.1, T-FIELD-6)
+  if (ttl === undefined || created === undefined || !/^[1-9][0-9]{0,8}$/.test(ttl)) return null;
   const since = Date.parse(created);
   if (Number.isNaN(since)) return null;
   const waited = (nowMs - since) / 1000;

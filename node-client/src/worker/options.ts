@@ -1,8 +1,9 @@
 /** The worker's settings: the options of `new Worker` and of `dothis-worker`, their defaults (SPEC.md's) and checks. */
 import { randomUUID } from 'node:crypto';
 
-import { DEFAULT_URL } from '../connection.js';
+import { checkQueueNames, DEFAULT_URL } from '../connection.js';
 import { InvalidArgumentsError } from '../errors.js';
+import { type ConnectionOptions } from '../options.js';
 import { DEFAULTS } from '../protocol.js';
 import { checkQueueName, describe } from '../validate.js';
 import { type Logger } from './log.js';
@@ -10,7 +11,7 @@ import { type TaskFunction } from './registry.js';
 
 export type PoolKind = 'thread' | 'inline';
 
-export interface WorkerOptions {
+export interface WorkerOptions extends ConnectionOptions {
   /** Redis URL. Default: $DOTHIS_REDIS_URL, else redis://127.0.0.1:6379/0. */
   url?: string;
   /** The functions, by name (run in the worker's own thread: the inline pool). */
@@ -71,6 +72,8 @@ export interface Settings {
   blockMs: number;
   cancelCheckMs: number;
   connectTimeout: number;
+  /** TLS and cluster settings of every connection (ConnectionOptions). */
+  connection: ConnectionOptions;
 }
 
 function integer(name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -126,9 +129,13 @@ export function resolveOptions(queues: unknown, options: WorkerOptions): Setting
   if (typeof workerId !== 'string' || workerId === '' || /[\p{White_Space}\p{Cc}]/u.test(workerId) || Buffer.byteLength(workerId) > 256) {
     throw new InvalidArgumentsError('workerId', `must be 1 to 256 bytes without whitespace or control characters, got ${describe(workerId)}`);
   }
+  const url = options.url ?? process.env.DOTHIS_REDIS_URL ?? DEFAULT_URL;
+  const connection = { tls: options.tls, cluster: options.cluster };
+  const names = queueNames(queues);
+  checkQueueNames(url, names, connection);
   return {
-    url: options.url ?? process.env.DOTHIS_REDIS_URL ?? DEFAULT_URL,
-    queues: queueNames(queues),
+    url,
+    queues: names,
     pool: poolKind(options),
     concurrency: integer('concurrency', options.concurrency, 1, 1, 10_000),
     workerId,
@@ -148,5 +155,6 @@ export function resolveOptions(queues: unknown, options: WorkerOptions): Setting
     blockMs: integer('blockMs', options.blockMs, 2000, 1000, 5000),
     cancelCheckMs: integer('cancelCheckMs', options.cancelCheckMs, 500, 1),
     connectTimeout: integer('connectTimeout', options.connectTimeout, 3000, 1),
+    connection,
   };
 }

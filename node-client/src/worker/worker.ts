@@ -117,7 +117,7 @@ export class Worker {
 
   private async serve(): Promise<void> {
     const { settings } = this;
-    const connection = (name: string): Link => new Link({ url: settings.url, connectTimeout: settings.connectTimeout, connectionName: name });
+    const connection = (name: string): Link => new Link({ ...settings.connection, url: settings.url, connectTimeout: settings.connectTimeout, connectionName: name });
     const links = [connection('dothis-worker'), connection('dothis-worker-claim'), connection('dothis-worker-heartbeat')] as const;
     const pool = await this.pool();
     try {

@@ -93,14 +93,63 @@ class Commands(click.Group):
             if redis is None or not isinstance(error, redis.RedisError):
                 raise
             from dothis.store import faults
+            from dothis.store.acl import explain_noperm
 
-            raise CliError(faults.describe(error)) from error
+            denied = explain_noperm(error)
+            raise CliError(str(denied) if denied else faults.describe(error)) from error
 
 
-url_option = click.option(
-    "--url", envvar="DOTHIS_REDIS_URL", default=None,
-    help="Redis URL [env DOTHIS_REDIS_URL; default redis://127.0.0.1:6379/0].",
+_CONNECTION = "dothis.connection"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """--tls-ca, --tls-cert, --tls-key and --cluster: kept for ``_with_settings`` (they are
+    eager, so they are read before --url whatever their order)."""
+    if value and param.name:
+        ctx.meta.setdefault(_CONNECTION, {})[param.name] = value
+
+
+def _with_settings(ctx: click.Context, _: click.Parameter, url: str | None) -> str | None:
+    """The URL with the connection flags written into it (store/topology.py), so everything the
+    command does reaches the server the same way."""
+    settings = ctx.meta.get(_CONNECTION)
+    if not settings:
+        return url
+    from dothis.store.connection import resolve_url
+    from dothis.store.topology import with_settings
+
+    try:
+        return with_settings(resolve_url(url), **settings)
+    except DothisError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param_hint="--url") from error
+
+
+_CONNECTION_FLAGS = (
+    ("--tls-ca", "FILE", "CA certificate(s) that signed the server's certificate, for rediss:// "
+     "URLs [env DOTHIS_TLS_CA; default: the system's CAs]."),
+    ("--tls-cert", "FILE", "Client certificate, for a server that asks for one [env "
+     "DOTHIS_TLS_CERT]."),
+    ("--tls-key", "FILE", "The client certificate's key [env DOTHIS_TLS_KEY]."),
 )  # fmt: skip
+
+
+def url_option(command: F) -> F:
+    """``--url`` and the flags that say how to reach it: TLS files and ``--cluster``."""
+    command = click.option(
+        "--cluster", is_flag=True, default=False, expose_value=False, is_eager=True,
+        callback=_remember, help="The URL names a node of a Redis Cluster; queue names then "
+        "carry a hash tag, {emails} [env DOTHIS_CLUSTER=1].",
+    )(command)  # fmt: skip
+    for flag, metavar, text in reversed(_CONNECTION_FLAGS):
+        command = click.option(flag, metavar=metavar, default=None, expose_value=False,
+                               is_eager=True, callback=_remember, help=text)(command)  # fmt: skip
+    return click.option(
+        "--url", envvar="DOTHIS_REDIS_URL", default=None, callback=_with_settings,
+        help="Redis URL: redis://, rediss:// (TLS) or redis+sentinel://H:P[,H:P]/SERVICE[/DB] "
+        "[env DOTHIS_REDIS_URL; default redis://127.0.0.1:6379/0].",
+    )(command)  # fmt: skip
+
+
 queue_option = click.option(
     "--queue", "-q", envvar="DOTHIS_QUEUE", default=DEFAULT_QUEUE, show_default=True,
     help="Queue name [env DOTHIS_QUEUE].",

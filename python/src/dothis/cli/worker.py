@@ -120,6 +120,7 @@ def worker(
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     configure_logging(log_level.lower(), log_format)
+    _preflight(url, list(queues))
     sys.path.insert(0, os.getcwd())
     for module in modules:
         load(module)
@@ -131,6 +132,14 @@ def worker(
         # Threads still running plain functions cannot be stopped; their tasks are back in pending.
         logging.shutdown()
         os._exit(1)
+
+
+def _preflight(url: str | None, queues: list[str]) -> None:
+    """Once, before any worker process starts: queue names fit the topology (hash tags on a
+    cluster), and a warning when writes are not replicated (docs/topology.md)."""
+    from dothis.store.connection import preflight, resolve_url
+
+    preflight(resolve_url(url), queues, logging.getLogger("dothis.worker"))
 
 
 def _maker(

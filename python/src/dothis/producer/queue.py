@@ -16,11 +16,18 @@ from dothis.producer.results import ResultListener
 from dothis.producer.task import Task
 from dothis.producer.tracing import trace_fields
 from dothis.store.clock import measure
-from dothis.store.connection import SyncClient, connect, resolve_url, translate_errors
+from dothis.store.connection import (
+    SyncClient,
+    connect,
+    connect_node,
+    resolve_url,
+    translate_errors,
+)
 from dothis.store.execute import SyncStore
 from dothis.store.leases import note_queues
 from dothis.store.ops import Ops, ScriptCall
 from dothis.store.replies import Enqueued
+from dothis.store.topology import check_queues, with_settings
 from dothis.wire import codec
 from dothis.wire.clock import now_iso
 from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Field, Keys, State, check_name
@@ -88,13 +95,20 @@ class Queue(Inspection):
         *,
         is_async: bool = True,
         registry: Registry | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        cluster: bool | None = None,
     ) -> None:
         try:
             self.keys = Keys(name)
         except ValueError as error:
             raise InvalidArguments(str(error)) from error
         self.name = name
-        self.url = resolve_url(url)
+        # TLS files and cluster mode travel in the URL (store/topology.py, docs/topology.md).
+        self.url = with_settings(resolve_url(url), tls_ca=tls_ca, tls_cert=tls_cert,
+                                 tls_key=tls_key, cluster=cluster)  # fmt: skip
+        check_queues(self.url, [name])
         self.ops = Ops(self.keys)
         self._redis: SyncClient | None = connect(self.url)
         self._store = SyncStore(self._redis)
@@ -125,7 +139,7 @@ class Queue(Inspection):
         """The queue's one shared subscription to its results channel."""
         self.redis  # noqa: B018  (raises QueueClosed)
         if self._results is None:
-            self._results = ResultListener(lambda: connect(self.url), self.keys.results)
+            self._results = ResultListener(lambda: connect_node(self.url), self.keys.results)
         return self._results
 
     def _check_clock(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from dothis.errors import TaskFailed, WaitTimeout
 from dothis.producer.results import Mark, ResultListener
-from dothis.store.connection import connect, translate_errors
+from dothis.store.connection import connect_node, translate_errors
 from dothis.wire.protocol import Keys, State
 from dothis.wire.records import TaskInfo
 
@@ -107,7 +107,7 @@ class Task:
         """The next progress report after this call (SPEC.md 5.16: a message on
         ``<queue>:progress``); WaitTimeout when none comes within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        client = connect(self.queue.url)
+        client = connect_node(self.queue.url)
         pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         with translate_errors(self.queue.url), contextlib.closing(client), pubsub:
             pubsub.subscribe(self.queue.keys.progress)

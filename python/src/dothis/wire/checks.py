@@ -41,16 +41,8 @@ def protocol_problem(fields: Fields) -> Failure | None:
 
 
 def settings(fields: Fields) -> Settings | Failure:
-    """attempts, retries and timeout, and the grammar of the TTL fields (SPEC.md 3.1)."""
-    for name in (Field.RESULT_TTL, Field.FAILURE_TTL, Field.TTL):
-        value = text(fields, name)
-        if (
-            value is not None
-            and not (_INTEGER.fullmatch(value) and value != "0")
-            and (value != "-1" or name == Field.TTL)
-        ):
-            return Failure(ErrorCode.INVALID_FIELD, f"{name} must be a positive integer of "
-                                                    f"seconds, not {value[:32]!r}")  # fmt: skip
+    """attempts, retries and timeout (SPEC.md 3.1). A malformed ``ttl``, ``result-ttl`` or
+    ``failure-ttl`` fails nothing: it counts as absent (T-FIELD-6), as the Lua's ending does."""
     attempts = text(fields, Field.ATTEMPTS) or "1"
     retries = text(fields, Field.RETRIES) or "0"
     timeout = text(fields, Field.TIMEOUT)
@@ -71,8 +63,10 @@ def settings(fields: Fields) -> Settings | Failure:
 def expired(fields: Fields, when: datetime | None = None) -> Failure | None:
     """The failure of a task that waited longer than its ttl to start, else None."""
     ttl, created = fields.get(b"ttl"), fields.get(b"pending-created")
-    if ttl is None or created is None or not ttl.isdigit():
+    if ttl is None or created is None or ttl == b"0":
         return None
+    if not _INTEGER.fullmatch(ttl.decode("latin-1")):
+        return None  # a malformed ttl: no limit (SPEC.md 3.1, T-FIELD-6)
     try:
         since = parse_iso(created.decode())
     except (ValueError, UnicodeDecodeError):

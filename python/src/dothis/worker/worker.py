@@ -35,6 +35,7 @@ from dothis.store.connection import REDIS_ERRORS, connect_async, redact, resolve
 from dothis.store.execute import AsyncStore
 from dothis.store.ops import Limits, Ops
 from dothis.store.replies import Recovered
+from dothis.store.topology import check_queues, with_settings
 from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Keys, check_name
 from dothis.wire.records import Claim, worker_record
 from dothis.worker import tracing
@@ -98,12 +99,20 @@ class Worker:
         registry: Registry | None = None,
         worker_id: str | None = None,
         options: WorkerOptions | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        cluster: bool | None = None,
     ) -> None:
         self.queues = [queue] if isinstance(queue, str) else list(dict.fromkeys(queue))
         if not self.queues:
             raise ValueError("a worker serves at least one queue")
         self.keys = [Keys(name) for name in self.queues]  # checks every name
-        self.url = resolve_url(url)
+        # TLS files and cluster mode travel in the URL, so every connection made from it (the
+        # heartbeat thread's, the pool's, a progress writer's) reaches the server the same way.
+        self.url = with_settings(resolve_url(url), tls_ca=tls_ca, tls_cert=tls_cert,
+                                 tls_key=tls_key, cluster=cluster)  # fmt: skip
+        check_queues(self.url, self.queues)  # on a cluster, every name carries a hash tag
         self.registry = registry if registry is not None else default_registry
         tracing.install(self.registry)  # a consumer span around every call (before any fork)
         self.id = check_name(worker_id or str(uuid.uuid4()), "worker id", ID_MAX_BYTES)
