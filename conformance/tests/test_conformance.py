@@ -20,6 +20,8 @@ RUN = CONFORMANCE / "run.py"
 sys.path.insert(0, str(CONFORMANCE))
 
 from runner.casefile import check_anchors, github_slug, load_cases  # noqa: E402
+from runner.coverage import coverage  # noqa: E402
+from runner.requirements import PROFILES, profiles, requirements  # noqa: E402
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -73,13 +75,17 @@ def test_a_malformed_case_is_refused(tmp_path: Path) -> None:
     area = tmp_path / "broken"
     area.mkdir()
     (area / "no-steps.yaml").write_text("id: no-steps\ndescription: a case without steps\n"
-                                        "spec: SPEC.md#5-operations\ntests: worker\n")
+                                        "spec: SPEC.md#5-operations\ntests: worker\nrequirements: []\n")
     (area / "wrong-name.yaml").write_text(
         "id: other\ndescription: id differs from the file name\nspec: SPEC.md#5-operations\n"
-        "tests: producer\nsteps: [{sleep_ms: 1}]\nexpectations: [{expect_missing: x}]\n")
+        "tests: producer\nrequirements: []\nsteps: [{sleep_ms: 1}]\nexpectations: [{expect_missing: x}]\n")
+    (area / "unknown-requirement.yaml").write_text(
+        "id: unknown-requirement\ndescription: cites an id SPEC.md does not have\nspec: SPEC.md#5-operations\n"
+        "tests: producer\nrequirements: [W-NOPE-1]\nsteps: [{sleep_ms: 1}]\nexpectations: [{expect_missing: x}]\n")
     result = run("--check-only", "--cases", str(tmp_path))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no-steps.yaml" in result.stderr and "wrong-name.yaml" in result.stderr
+    assert "W-NOPE-1" in result.stderr
 
 
 def test_a_failing_expectation_fails_the_run(tmp_path: Path) -> None:
@@ -87,7 +93,7 @@ def test_a_failing_expectation_fails_the_run(tmp_path: Path) -> None:
     area.mkdir()
     (area / "deliberately-wrong.yaml").write_text(
         "id: deliberately-wrong\ndescription: an expectation that cannot hold\n"
-        "spec: SPEC.md#5-operations\ntests: producer\n"
+        "spec: SPEC.md#5-operations\ntests: producer\nrequirements: []\n"
         "steps:\n  - redis: [SET, '${queue}:x', 'a']\n"
         "expectations:\n  - redis: [GET, '${queue}:x']\n    expect: '\"b\"'\n")
     result = run("--cases", str(tmp_path), "--impl", "redis-cli", "-j", "1", timeout=120)
@@ -95,15 +101,74 @@ def test_a_failing_expectation_fails_the_run(tmp_path: Path) -> None:
     assert "deliberately-wrong: FAIL" in result.stdout
 
 
+# ------------------------------------------------------------------ requirements and coverage
+
+def test_spec_requirements_have_ids_and_levels() -> None:
+    reqs = requirements()
+    assert len(reqs) >= 90
+    assert reqs["W-START-2"].level == "MUST" and reqs["W-START-2"].section == "5.3 Start"
+    assert reqs["C-ENC-5"].level == "SHOULD"
+    assert all(r.text for r in reqs.values())
+
+
+def test_every_requirement_is_in_a_profile_and_profiles_nest() -> None:
+    listed = profiles()
+    reqs = requirements()
+    assert set().union(*listed.values()) == set(reqs)
+    assert listed["core-worker"] < listed["full-worker"]
+    assert {"W-CLAIM-1", "W-START-2", "W-RECOVER-1", "W-CHECK-1"} <= listed["core-worker"]
+    assert "W-FOLLOW-3" in listed["full-worker"] - listed["core-worker"]
+    assert {"P-ENQ-1", "P-WAIT-3"} <= listed["producer"]
+    assert PROFILES == ("producer", "core-worker", "full-worker")
+
+
+def test_every_must_is_cited_by_a_case_or_untestable() -> None:
+    cases, problems = load_cases()
+    assert problems == []
+    result = coverage(cases)
+    assert result.problems == [], "\n".join(result.problems)
+
+
+def test_an_uncovered_must_fails_the_coverage_check(tmp_path: Path) -> None:
+    cases, _ = load_cases()
+    without = [c for c in cases if "W-CHECK-1" not in c.data["requirements"]]
+    empty = tmp_path / "untestable.yaml"
+    empty.write_text("{}\n")
+    problems = coverage(without, untestable_path=empty).problems
+    assert any(p.startswith("W-CHECK-1 (MUST") for p in problems)
+    stale = tmp_path / "stale.yaml"
+    stale.write_text("W-CHECK-1: cited by many cases\nX-NONE-1: no such id\n")
+    problems = coverage(cases, untestable_path=stale).problems
+    assert any("W-CHECK-1 is cited by" in p for p in problems)
+    assert any("X-NONE-1 is not a requirement" in p for p in problems)
+
+
+def test_check_only_runs_the_coverage_check() -> None:
+    result = run("--check-only")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "requirement" in result.stdout
+
+
 # ------------------------------------------------------------------ the suite
 
 def test_conformance_suite(tmp_path: Path) -> None:
-    """Every case against the Python implementation, redis-cli, and Node when it is built."""
-    impls = ["python", "redis-cli"] + (["node"] if node_available() else [])
-    report = tmp_path / "conformance.md"
-    args = [arg for name in impls for arg in ("--impl", name)]
-    result = run(*args, "--markdown", str(report), "-j", "3", timeout=600)
+    """Every case against the Python implementation, redis-cli, and Node when it is built; with Node,
+    also the parity matrix: every producer (Python, Node, redis-cli) with every worker."""
+    node = node_available()
+    impls = ["python", "redis-cli"] + (["node"] if node else [])
+    markdown, report = tmp_path / "conformance.md", tmp_path / "conformance.json"
+    args = [arg for name in impls for arg in ("--impl", name)] + (["--matrix"] if node else [])
+    result = run(*args, "--markdown", str(markdown), "--report", str(report), "-j", "3", timeout=600)
     print(result.stdout)
     print(result.stderr, file=sys.stderr)
     assert result.returncode == 0, "conformance failures:\n" + result.stdout[-20000:] + result.stderr[-5000:]
-    assert report.exists()
+    data = json.loads(report.read_text())
+    assert data["summary"]["FAIL"] == 0 and data["summary"]["XPASS"] == 0
+    columns = {c["name"] for c in data["columns"]}
+    if node:
+        assert {"python>node", "node>python", "redis-cli>node"} <= columns
+        assert "parity matrix" in result.stdout
+    for case in data["cases"]:
+        for column, cell in case["results"].items():
+            assert cell["status"] in ("pass", "skip", "gap"), (case["id"], column, cell)
+    assert "| case |" in markdown.read_text()

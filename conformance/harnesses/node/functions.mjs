@@ -38,3 +38,9 @@ export async function report_progress({ fractions, seconds }, ctx) {
   return fractions.length;
 }
 report_progress.params = ['fractions', 'seconds'];
+
+/** Ends the thread or process running this try at once, with exit status `code` (a crash). */
+export function crash({ code }) {
+  process.exit(code);
+}
+crash.params = ['code'];

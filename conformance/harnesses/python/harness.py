@@ -105,7 +105,7 @@ class Harness:
             return {"task": None}
         error = task.error
         return {"task": {
-            "id": task.id, "state": task.state, "outcome": task.outcome, "value": task.result,
+            "id": task.id, "state": task.state or "pending", "outcome": task.outcome, "value": task.result,
             "error_code": getattr(error, "code", None) if error else None,
             "error_reason": getattr(error, "reason", None) if error else None,
         }}
@@ -125,13 +125,14 @@ class Harness:
         for name in WORKER_OPTIONS:
             if req.get(name) is not None:
                 argv += [f"--{name.replace('_', '-')}", str(req[name])]
-        argv.append("dothis.examples")
+        argv.append("conformance_functions")  # dothis.examples plus crash and a schedule (that file)
         log = self.logdir / f"worker-{len(self.workers) + 1}-{req.get('worker_id', 'anon')}.log"
         with open(log, "wb") as out:
             out.write(("$ " + " ".join(argv) + "\n").encode())
             out.flush()
+            path = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")]))
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+                                       start_new_session=True, env=dict(os.environ, PYTHONPATH=path))
         handle = f"pid-{process.pid}"
         self.workers[handle] = (process, str(log))
         return {"worker": handle, "pid": process.pid, "log": str(log)}

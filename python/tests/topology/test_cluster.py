@@ -105,7 +105,7 @@ def test_cli_enqueue_wait_on_the_cluster(cluster: Cluster) -> None:
 
 
 def test_redis_cli_dash_c_enqueue(cluster: Cluster) -> None:
-    """SPEC.md 11: a person at redis-cli enqueues on a cluster with -c and a tagged name."""
+    """SPEC.md 11.1: a person at redis-cli enqueues on a cluster with -c and a tagged name."""
     name, _ = tagged_on_two_nodes(cluster)
     task = str(uuid.uuid4())
     port = str(cluster.nodes[0].port)
