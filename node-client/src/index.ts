@@ -6,7 +6,7 @@
 export { Queue, type EnqueueOptions, type PageOptions, type QueueOptions, type TaskSpec } from './queue.js';
 export type { TaskRef } from './options.js';
 export {
-  Task, type CancelResult, type Progress, type TaskInfo, type TaskResult, type TaskState, type WaitOptions,
+  Task, type CancelResult, type DeleteResult, type Progress, type TaskInfo, type TaskResult, type TaskState, type WaitOptions,
 } from './task.js';
 export {
   AuthenticationFailedError, ConnectionFailedError, DependencyError, DothisError, InvalidArgumentsError, InvalidUrlError,

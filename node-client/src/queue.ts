@@ -15,7 +15,7 @@ import {
   dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, SHARED_KEYS, succeededKey, taskKey,
   progressChannel, waitingKey,
 } from './protocol.js';
-import { parseProgress, Task, type CancelResult, type Progress, type TaskSource, type WaitOptions } from './task.js';
+import { parseProgress, Task, type CancelResult, type DeleteResult, type Progress, type TaskSource, type WaitOptions } from './task.js';
 import { formatMicros } from './time.js';
 import { checkFunctionName, checkId, checkQueueName, checkTaskHash, describe, serializeArgs, type Args } from './validate.js';
 import { traceFields } from './tracing.js';
@@ -55,6 +55,8 @@ interface Prepared {
 const ENQUEUE_COMMAND = 'dothisEnqueue';
 const CANCEL_COMMAND = 'dothisCancel';
 const CANCEL_RESULTS: Readonly<Record<number, CancelResult>> = { 1: 'cancelled', 2: 'requested', 0: 'finished' };
+const DELETE_COMMAND = 'dothisDelete';
+const DELETE_RESULTS: Readonly<Record<number, DeleteResult>> = { 1: 'deleted', 2: 'running' };
 /** enqueueMany pipelines BATCH scripts at a time and keeps up to WINDOW pipelines in flight. */
 const BATCH = 1000;
 const WINDOW = 8;
@@ -90,6 +92,14 @@ const runEnqueue = (target: Redis | ChainableCommander, task: Prepared): Promise
  * KEYS and ARGV of cancel.lua (SPEC.md 5.14) for one task. The default failure-ttl is '0': this
  * client has none, so the task's own failure-ttl or the protocol default applies (SPEC.md 3.1).
  */
+export function deleteCall(queue: string, id: string, key: string): { keys: string[]; argv: string[] } {
+  return {
+    keys: [key, pendingKey(queue), scheduledKey(queue), waitingKey(queue), failedKey(queue), succeededKey(queue),
+      dependentsKey(queue, id), releasingKey(queue)],
+    argv: [id, key],
+  };
+}
+
 export function cancelCall(queue: string, id: string, key: string, now: bigint): { keys: string[]; argv: string[] } {
   return {
     keys: [key, pendingKey(queue), scheduledKey(queue), failedKey(queue), dependentsKey(queue, id), releasingKey(queue), waitingKey(queue)],
@@ -133,6 +143,7 @@ export class Queue {
     this.options = { url, connectTimeout, tls: options.tls, cluster: options.cluster, explainRefusals: true };
     this.link = new Link({ ...this.options, connectionName: 'dothis-producer' });
     this.link.redis.defineCommand(ENQUEUE_COMMAND, { lua: SCRIPTS.enqueue });
+    this.link.redis.defineCommand(DELETE_COMMAND, { numberOfKeys: SCRIPT_MANIFEST.delete.counts.keys, lua: SCRIPTS.delete });
     this.link.redis.defineCommand(CANCEL_COMMAND, { numberOfKeys: SCRIPT_MANIFEST.cancel.counts.keys + SCRIPT_MANIFEST.cancel.counts.optionalKeys, lua: SCRIPTS.cancel });
     this.url = this.link.url;
     this.clock = new Clock({ run: (command) => this.link.run(command), url: this.url });
@@ -144,6 +155,7 @@ export class Queue {
       readHash: (key) => this.readHash(key),
       wait: (id, key, waitOptions) => this.wait(id, key, waitOptions),
       cancel: (id, key) => this.cancel(id, key),
+      delete: (id, key) => this.deleteTask(id, key),
       waitProgress: (id, key, timeout) => this.waitProgress(id, key, timeout),
     };
   }
@@ -399,6 +411,16 @@ export class Queue {
     if (reply === -1) throw new TaskNotFoundError(id, this.name);
     const result = CANCEL_RESULTS[reply];
     if (result === undefined) throw new Error(`cancel.lua answered ${String(reply)}`);
+    return result;
+  }
+
+  private async deleteTask(id: string, key: string): Promise<DeleteResult> {
+    this.assertOpen();
+    const { keys, argv } = deleteCall(this.name, id, key);
+    const reply = await this.link.run((redis) => scriptVia(redis, DELETE_COMMAND)(...keys, ...argv));
+    if (reply === -1) throw new TaskNotFoundError(id, this.name);
+    const result = DELETE_RESULTS[reply];
+    if (result === undefined) throw new Error(`delete.lua answered ${String(reply)}`);
     return result;
   }
 

@@ -13,6 +13,9 @@ export type TaskResult =
 /** What cancel() did: cancelled it before it started, asked its worker to stop it, or found it finished. */
 export type CancelResult = 'cancelled' | 'requested' | 'finished';
 
+/** What delete() did: deleted the task with every entry of it, or left it alone because it runs. */
+export type DeleteResult = 'deleted' | 'running';
+
 /** Everything the hash says about a task. Timestamps are the protocol's ISO-8601 strings. */
 export interface TaskInfo {
   id: string;
@@ -84,6 +87,7 @@ export interface TaskSource {
   readHash(key: string): Promise<Record<string, string> | null>;
   wait(id: string, key: string, options: WaitOptions): Promise<unknown>;
   cancel(id: string, key: string): Promise<CancelResult>;
+  delete(id: string, key: string): Promise<DeleteResult>;
   waitProgress(id: string, key: string, timeoutMs: number): Promise<Progress>;
 }
 
@@ -260,6 +264,16 @@ export class Task {
    */
   async cancel(): Promise<CancelResult> {
     return this.source.cancel(this.id, this.key);
+  }
+
+  /**
+   * Deletes the task with every entry of it (lua/delete.lua, SPEC.md 5.17). Resolves 'deleted'
+   * (its hash is gone; tasks waiting for it fail with dependency-failed), or 'running' when it
+   * is executing (nothing is done: cancel it first). Rejects with TaskNotFoundError when there is
+   * no such task.
+   */
+  async delete(): Promise<DeleteResult> {
+    return this.source.delete(this.id, this.key);
   }
 
   /** The last progress the task reported (SPEC.md 5.16), or null: none yet, or no such task. */

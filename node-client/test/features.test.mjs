@@ -389,3 +389,21 @@ describe('inspection', () => {
     assert.equal(info.outcome, 'failed');
   }, 'info'));
 });
+
+describe('delete', () => {
+  test('a task leaves with every entry of it; a running one stays; a missing one is not found', () => withQueue(async (queue) => {
+    const stay = await queue.enqueue('echo', {}, { id: 'stay' });
+    const task = await queue.enqueue('echo', {}, { id: 'go', delay: 3600_000 });
+    await redis.raw.lpush(`${queue.name}:pending`, task.key); // a full-key entry too
+    await redis.raw.sadd(`${queue.name}:dependents:go`, 'child');
+    assert.equal(await task.delete(), 'deleted');
+    assert.equal(await redis.raw.exists(task.key), 0);
+    assert.deepEqual(await queue.pendingIds(), [stay.id]);
+    assert.equal(await redis.raw.zscore(`${queue.name}:scheduled`, 'go'), null);
+    assert.equal(await redis.raw.sismember(`${queue.name}:releasing`, 'go'), 1, 'its dependents are released');
+    await assert.rejects(task.delete(), TaskNotFoundError);
+    await redis.raw.hset(stay.key, 'state', 'executing');
+    assert.equal(await stay.delete(), 'running');
+    assert.equal(await redis.raw.hget(stay.key, 'state'), 'executing');
+  }, 'delete'));
+});

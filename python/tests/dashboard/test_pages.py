@@ -129,6 +129,11 @@ def test_actions_go_through_the_producer_api(make_client, queue, r) -> None:  # 
     assert r.zcard(f"{queue.name}:failed") == 0 and r.llen(f"{queue.name}:pending") == 4
     post(client, "cancel", csrf=csrf, queue=queue.name, id=["a", "b"])
     assert r.hget(f"{queue.name}:task:a", "result") == b"cancelled"
+    r.hset(f"{queue.name}:task:d", "state", "executing")  # as if a worker ran it
+    done = post(client, "delete", csrf=csrf, queue=queue.name, id=["a", "d", "nope"])
+    assert "1+deleted" in done.headers["location"] and "cancel+it+first" in done.headers["location"]
+    assert not r.exists(f"{queue.name}:task:a") and r.zscore(f"{queue.name}:failed", "a") is None
+    assert r.hget(f"{queue.name}:task:d", "state") == b"executing"  # a running task is kept
     assert post(client, "empty", csrf=csrf, queue=queue.name).status_code == 303
     assert r.llen(f"{queue.name}:pending") == 0 and not r.exists(f"{queue.name}:task:c")
     post(client, "delete-queue", csrf=csrf, queue=queue.name)
@@ -159,7 +164,7 @@ def test_read_only_has_no_action_anywhere(make_client, queue, r) -> None:  # typ
         assert page.status_code == 200, path
         assert 'method="post"' not in page.text and "/actions/" not in page.text, path
         assert "csrf" not in page.text and "read-only" in page.text, path
-    for action in ("requeue", "requeue-all", "cancel", "empty", "delete-queue"):
+    for action in ("requeue", "requeue-all", "cancel", "delete", "empty", "delete-queue"):
         refused = client.post(f"/actions/{action}", data={"queue": queue.name, "id": "a"})
         assert refused.status_code in (404, 405), action
     assert client.post("/", data={}).status_code == 405

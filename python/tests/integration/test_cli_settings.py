@@ -153,6 +153,6 @@ def test_bad_flags_are_usage_errors(url: str) -> None:
 def test_help_names_every_command() -> None:
     result = run("--help")
     for name in ("worker", "enqueue", "info", "inspect", "check", "failed", "requeue", "cancel",
-                 "empty", "purge", "metrics", "dashboard", "acl"):  # fmt: skip
+                 "empty", "purge", "metrics", "dashboard", "acl", "delete"):  # fmt: skip
         assert f"  {name} " in result.output, name
     assert run("--version").exit_code == 0

@@ -175,6 +175,15 @@ def test_cancel(cli: Any, r: redis.Redis, queue_name: str) -> None:
     assert fields(r, queue_name, "c-1")["result"] == "cancelled"
 
 
+def test_delete(cli: Any, r: redis.Redis, queue_name: str) -> None:
+    cli("enqueue", "echo", "--id", "d-1")
+    result = cli("delete", "d-1", "nope")
+    assert result.exit_code == 1
+    assert "d-1  deleted" in result.stdout and "nope  not found" in result.stdout
+    assert not r.exists(f"{queue_name}:task:d-1") and r.llen(f"{queue_name}:pending") == 0
+    assert cli("delete", "d-1").exit_code == 1
+
+
 def test_empty_asks_first(cli: Any, r: redis.Redis, queue_name: str) -> None:
     for n in range(3):
         cli("enqueue", "echo", "--id", f"e-{n}")

@@ -12,7 +12,7 @@ import pytest
 import taskfns
 from support import wait_until
 
-from dothis import DependencyError, Queue, TaskExists, TaskFailed
+from dothis import DependencyError, Queue, TaskExists, TaskFailed, TaskNotFound
 from dothis.engine.followups import callback_id
 from dothis.wire.protocol import Field
 from integration.test_producer import as_text, validator
@@ -109,6 +109,25 @@ def test_a_failed_parent_fails_its_dependents_down_the_chain(queue, r, start_wor
         queue.enqueue("echo", depends_on=parent, text="z")
     with pytest.raises(DependencyError, match="does not exist"):
         queue.enqueue("echo", depends_on="no-such-task", text="z")
+
+
+def test_delete_removes_a_task_and_fails_its_dependents(queue, r, start_worker) -> None:
+    """SPEC.md 5.17: a deleted parent leaves no entry behind, and its waiting child fails with
+    dependency-failed through the follow-ups; a running task is not deleted."""
+    parent = queue.enqueue("echo", text="parent", delay=3600)
+    child = queue.enqueue("echo", depends_on=parent, text="child")
+    assert parent.delete() == "deleted"
+    assert not r.exists(parent.key) and r.zscore(queue.keys.scheduled, parent.id) is None
+    with pytest.raises(TaskNotFound):
+        parent.delete()
+    start_worker()
+    with pytest.raises(TaskFailed) as caught:
+        child.wait(timeout=10)
+    assert caught.value.code == "dependency-failed"
+    assert child.delete() == "deleted" and r.zcard(queue.keys.failed) == 0
+    running = queue.enqueue("sleep", seconds=2)
+    assert running.wait_started(timeout=10)
+    assert running.delete() == "running" and r.exists(running.key)
 
 
 def test_a_dependent_of_a_vanished_parent_fails(queue, r, start_worker) -> None:

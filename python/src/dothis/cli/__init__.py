@@ -23,6 +23,7 @@ COMMANDS = {
     "failed": "dothis.cli.manage:failed",
     "requeue": "dothis.cli.manage:requeue",
     "cancel": "dothis.cli.manage:cancel",
+    "delete": "dothis.cli.manage:delete",
     "empty": "dothis.cli.manage:empty",
     "purge": "dothis.cli.manage:purge",
     "metrics": "dothis.cli.metrics:metrics",

@@ -127,6 +127,30 @@ def cancel(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str,
 @config_option(None)
 @url_option
 @queue_option
+@click.argument("task_ids", nargs=-1, required=True)
+@click.pass_context
+def delete(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str, ...]) -> None:
+    """Delete tasks that are not running, with every entry of them (SPEC.md 5.17).
+
+    A running task is left alone (cancel it first). Every id is tried; the exit status is 1 when
+    any of them is running or not a task of the queue."""
+    refused = 0
+    with Queue(queue, url) as target:
+        for task_id in task_ids:
+            try:
+                outcome = target.delete_task(task_id)
+            except TaskNotFound:
+                outcome = f"not found in queue {queue!r}"
+            refused += outcome != "deleted"
+            click.echo(f"{task_id}  {outcome}")
+    if refused:
+        ctx.exit(1)
+
+
+@click.command()
+@config_option(None)
+@url_option
+@queue_option
 @yes_option
 def empty(url: str | None, queue: str, yes: bool) -> None:
     """Remove every pending task of the queue (and its hash); nothing else is touched."""

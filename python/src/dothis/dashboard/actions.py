@@ -1,6 +1,6 @@
 """The actions a dashboard offers, each through the producer's own API (Queue and Inspection: the
-protocol's scripts, requeue.lua and cancel.lua, run by the operations layer): nothing here writes
-to Redis itself."""
+protocol's scripts, requeue.lua, cancel.lua and delete.lua, run by the operations layer): nothing
+here writes to Redis itself."""
 
 from __future__ import annotations
 
@@ -61,6 +61,21 @@ def cancel(queue: Queue, ids: Sequence[str], function: str) -> Done:
     return Done(f"cancel in queue {queue.name!r}: {summary}", changed, len(ids) - changed)
 
 
+def delete(queue: Queue, ids: Sequence[str], function: str) -> Done:
+    if not ids:
+        raise InvalidArguments("select at least one task to delete")
+    outcomes: list[str] = []
+    for task_id in ids:
+        try:
+            outcomes.append(queue.delete_task(check_id(task_id)))
+        except TaskNotFound:
+            outcomes.append("not found")
+    summary = ", ".join(f"{outcomes.count(name)} {name}" for name in dict.fromkeys(outcomes))
+    note = " (a running task is not deleted: cancel it first)" if "running" in outcomes else ""
+    changed = outcomes.count("deleted")
+    return Done(f"delete in queue {queue.name!r}: {summary}{note}", changed, len(ids) - changed)
+
+
 def empty(queue: Queue, ids: Sequence[str], function: str) -> Done:
     removed = queue.empty()
     return Done(f"removed {removed} pending task(s) from queue {queue.name!r}", removed)
@@ -76,6 +91,7 @@ ACTIONS: dict[str, Callable[[Queue, Sequence[str], str], Done]] = {
     "requeue-all": requeue_all,
     "requeue-function": requeue_function,
     "cancel": cancel,
+    "delete": delete,
     "empty": empty,
     "delete-queue": delete_queue,
 }

@@ -11,7 +11,7 @@ from dothis.producer.task import Task
 from dothis.store.connection import SyncClient, translate_errors
 from dothis.store.execute import SyncStore
 from dothis.store.ops import Ops
-from dothis.store.replies import Cancelled, Requeued
+from dothis.store.replies import Cancelled, Deleted, Requeued
 from dothis.wire.clock import ms_from_iso, now_ms
 from dothis.wire.protocol import DEFAULT_FAILURE_TTL, QUEUES_REGISTRY, Field, Keys
 
@@ -94,6 +94,17 @@ class Inspection:
         with translate_errors(self.url):
             done = self.store.run(self.ops.cancel(task_id, DEFAULT_FAILURE_TTL))
         if done is Cancelled.NOT_FOUND:
+            raise TaskNotFound(task_id, self.keys.queue)
+        return done.name.lower()
+
+    def delete_task(self, task_id: str) -> str:
+        """delete.lua (SPEC.md 5.17): ``deleted`` (the hash and every entry of it are gone; tasks
+        waiting for it fail with dependency-failed) or ``running`` (it is executing: nothing done,
+        cancel it first); TaskNotFound when there is no such task (its stale entries are removed
+        all the same)."""
+        with translate_errors(self.url):
+            done = self.store.run(self.ops.delete(task_id))
+        if done is Deleted.NOT_FOUND:
             raise TaskNotFound(task_id, self.keys.queue)
         return done.name.lower()
 

@@ -37,6 +37,8 @@ class Source(Protocol):
 
     def cancel(self, task_id: str) -> str: ...
 
+    def delete_task(self, task_id: str) -> str: ...
+
 
 class Task:
     """A task in a queue. ``state``, ``outcome``, ``result`` and ``error`` read Redis each time.
@@ -126,6 +128,11 @@ class Task:
         """Cancel the task: ``cancelled`` (it had not started), ``requested`` (it is running;
         its worker stops it and records outcome cancelled) or ``finished`` (too late)."""
         return self.queue.cancel(self.id)
+
+    def delete(self) -> str:
+        """Delete the task with every entry of it (SPEC.md 5.17): ``deleted``, or ``running``
+        (nothing done: cancel it first); TaskNotFound when it does not exist."""
+        return self.queue.delete_task(self.id)
 
     def wait_started(self, timeout: float | None = None) -> bool:
         """True once the task is executing or finished; False if ``timeout`` s pass first.

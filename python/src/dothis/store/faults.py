@@ -33,7 +33,8 @@ FAULTS = (
                   "point the URL at the new primary"),
     ("BUSY", "Redis is busy running a script"),
     ("WRONGTYPE", "a key of the queue holds the wrong type (SPEC.md 2.1): it was written by hand"),
-    ("NOPERM", "the Redis user lacks a permission the protocol needs: see SPEC.md#15-acl-the-permissions-of-each-role"),
+    ("NOPERM", "the Redis user lacks a permission the protocol needs: see SPEC.md section 15, "
+               "ACL"),
 )  # fmt: skip
 
 

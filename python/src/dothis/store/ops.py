@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from dothis.store.replies import (
     Cancelled,
+    Deleted,
     Enqueued,
     Finished,
     Fired,
@@ -141,6 +142,17 @@ class Ops:
             [task_id, now_iso(), now_ms(), k.results, key, ttl_arg(failure_ttl)],
             lambda raw: Cancelled(int(raw)),
         )
+
+    def delete(self, task_id: str) -> ScriptCall[Deleted]:
+        k = self.keys
+        key = k.task(task_id)
+        return ScriptCall(
+            "delete",
+            [key, k.pending, k.scheduled, k.waiting, k.failed, k.succeeded,
+             k.dependents(task_id), k.releasing],
+            [task_id, key],
+            lambda raw: Deleted(int(raw)),
+        )  # fmt: skip
 
     def requeue(self, task_id: str) -> ScriptCall[Requeued]:
         k = self.keys

@@ -107,6 +107,14 @@ class Cancelled(Enum):
     NOT_FOUND = -1
 
 
+class Deleted(Enum):
+    """delete.lua."""
+
+    DELETED = 1  # its hash and every entry of it are gone
+    RUNNING = 2  # it is executing: nothing done (cancel it first)
+    NOT_FOUND = -1  # no hash (its stale entries were removed)
+
+
 class Fired(Enum):
     """fire.lua."""
 

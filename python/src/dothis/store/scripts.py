@@ -15,7 +15,7 @@ from dothis.store.resources import lua_source
 
 NAMES = (
     "enqueue", "start", "finish", "retry", "recover", "renew", "reject", "promote", "requeue",
-    "release", "cancel", "fire", "progress",
+    "release", "cancel", "fire", "progress", "delete",
 )  # fmt: skip
 
 
