@@ -25,4 +25,5 @@ export { Worker, type StopOptions } from './worker/worker.js';
 export type { PoolKind, WorkerOptions } from './worker/options.js';
 export { withParams, type TaskContext, type TaskFunction } from './worker/registry.js';
 export { Retry } from './worker/retry.js';
+export type { ScheduleOptions } from './worker/scheduler.js';
 export type { Level, Logger } from './worker/log.js';

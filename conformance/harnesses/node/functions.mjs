@@ -1,6 +1,9 @@
 // The standard functions of the conformance suite (conformance/README.md), for the Node worker:
 //   dothis-worker --queue NAME conformance/harnesses/node/functions.mjs
 // Each declares its parameters (`params`), so args that do not fit fail with bad-arguments.
+// The `schedules` export declares conformance-tick, as the Python harness does: every second,
+// tick with args {"text": "tick"}, fired into the queue conf-periodic only (a case that serves that
+// queue sees its occurrences; no other case's worker serves it, so no other case sees them).
 import { setTimeout as sleepMs } from 'node:timers/promises';
 
 /** Returns `text` unchanged (any JSON value). */
@@ -44,3 +47,16 @@ export function crash({ code }) {
   process.exit(code);
 }
 crash.params = ['code'];
+
+/** The function of the conformance-tick schedule: returns `text`. */
+export function tick({ text }) {
+  return text;
+}
+tick.params = ['text'];
+
+export const PERIODIC_QUEUE = 'conf-periodic';
+
+/** Periodic schedules (SPEC.md 5.15) the worker fires when it serves their queue. */
+export const schedules = [
+  { name: 'conformance-tick', every: 1, function: tick, args: { text: 'tick' }, queue: PERIODIC_QUEUE },
+];

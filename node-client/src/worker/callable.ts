@@ -118,6 +118,25 @@ export function pickFunctions(mod: unknown): Record<string, (...args: unknown[])
   return Object.fromEntries(found);
 }
 
+/**
+ * The schedules a module declares (its `schedules` export, or that of its default export), as
+ * plain data: a schedule's `function` given as a function object is replaced by its name among
+ * `functions` (else the function's own name), so the list can cross to another thread. Checked by
+ * the worker (scheduler.ts); anything that is not an array is passed on as it is, to be reported.
+ */
+export function pickSchedules(mod: unknown, functions: Record<string, unknown>): unknown {
+  const exports = (typeof mod === 'object' && mod !== null ? mod : {}) as Record<string, unknown>;
+  const fallback = (typeof exports.default === 'object' && exports.default !== null ? exports.default : {}) as Record<string, unknown>;
+  const declared = exports.schedules ?? fallback.schedules;
+  if (!Array.isArray(declared)) return declared;
+  const names = new Map(Object.entries(functions).map(([name, fn]) => [fn, name]));
+  return declared.map((item: unknown) => {
+    if (typeof item !== 'object' || item === null || typeof (item as { function?: unknown }).function !== 'function') return item;
+    const fn = (item as { function: { name?: unknown } }).function;
+    return { ...item, function: names.get(fn) ?? (typeof fn.name === 'string' && fn.name !== '' ? fn.name : null) };
+  });
+}
+
 /** Calls `fn(args, ctx)`, awaits it and describes the outcome (never throws). */
 export async function callFunction(fn: (...args: unknown[]) => unknown, args: unknown, ctx: unknown,
   maxDepth: number): Promise<CallResult> {

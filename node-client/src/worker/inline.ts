@@ -18,7 +18,8 @@ export class InlinePool implements Pool {
   readonly kind = 'inline';
   readonly functions: FunctionInfo[];
 
-  constructor(private readonly table: Record<string, TaskFunction>) {
+  /** `schedules`: those of the task module the functions come from (scheduler.ts checks them). */
+  constructor(private readonly table: Record<string, TaskFunction>, readonly schedules: unknown = []) {
     this.functions = describeFunctions(table);
   }
 

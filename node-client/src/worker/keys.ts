@@ -17,6 +17,7 @@ export class QueueKeys {
   readonly workers: string;
   readonly results: string;
   readonly progress: string;
+  readonly periodic: string;
   /** `<queue>:task:` as bytes: the prefix of the full-key form of an entry. */
   private readonly prefix: Buffer;
 
@@ -33,6 +34,7 @@ export class QueueKeys {
     this.workers = buildKey('workers', vars);
     this.results = buildKey('results', vars);
     this.progress = buildKey('progress', vars);
+    this.periodic = buildKey('periodic', vars);
     this.prefix = Buffer.from(buildKey('task', { queue, id: '' }));
   }
 

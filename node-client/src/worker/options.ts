@@ -8,6 +8,7 @@ import { DEFAULTS } from '../protocol.js';
 import { checkQueueName, describe } from '../validate.js';
 import { type Logger } from './log.js';
 import { type TaskFunction } from './registry.js';
+import { type ScheduleOptions } from './scheduler.js';
 
 export type PoolKind = 'thread' | 'inline';
 
@@ -18,6 +19,11 @@ export interface WorkerOptions extends ConnectionOptions {
   functions?: Record<string, TaskFunction>;
   /** Path or URL of a module exporting the functions (run in a pool of threads by default). */
   module?: string;
+  /**
+   * Periodic and cron schedules (SPEC.md 5.15), fired into their queue when this worker serves it;
+   * added to those `module` exports as `schedules`.
+   */
+  schedules?: ScheduleOptions[];
   /** 'thread' (default with `module`) or 'inline' (the only choice with `functions`). */
   pool?: PoolKind;
   /** Tasks run at once. Default 1. */

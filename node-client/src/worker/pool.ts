@@ -44,6 +44,8 @@ export interface Pool {
   readonly kind: string;
   /** The functions the pool offers (known once start() resolved). */
   readonly functions: FunctionInfo[];
+  /** The `schedules` the task module declares, as plain data, unchecked (known once start() resolved; [] without a module). */
+  readonly schedules: unknown;
   /** Loads the functions (the thread pool starts its threads); rejects when they cannot be loaded. */
   start(): Promise<void>;
   run(request: TryRequest): RunningTry;

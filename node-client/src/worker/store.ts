@@ -24,6 +24,7 @@ const COMMANDS = {
   release: ['dothisRelease', SCRIPTS.release, 7],
   progress: ['dothisProgress', SCRIPTS.progress, 1],
   enqueue: ['dothisEnqueue', SCRIPTS.enqueue, undefined],
+  fire: ['dothisFire', SCRIPTS.fire, 3],
 } as const;
 
 type ScriptName = keyof typeof COMMANDS;
@@ -156,6 +157,11 @@ export class Store {
   async progress(claim: Claim, json: string): Promise<boolean> {
     const { keys, id } = claim;
     return Number(await this.script('progress', [keys.task(id), claim.claims, claim.workerId, json, keys.progress, keys.task(id)])) === 1;
+  }
+
+  /** fire.lua (SPEC.md 5.15): 1 (fired), 2 (armed) or 0 (fired already). */
+  async fire(keys: QueueKeys, name: string, occurrenceMs: number, id: string, fields: string[]): Promise<number> {
+    return Number(await this.script('fire', [keys.periodic, keys.task(id), keys.pending, name, occurrenceMs, id, ...fields]));
   }
 
   /** enqueue.lua of a task with no parents at the back of pending, never replacing (a callback, SPEC.md 5.13). */

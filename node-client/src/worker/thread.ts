@@ -5,19 +5,20 @@
  * which functions it offers, then runs one try at a time:
  *
  *   main -> thread  { type: 'run', token, name, args, context, maxDepth }
- *   thread -> main  { type: 'ready', functions } | { type: 'load-error', message }
+ *   thread -> main  { type: 'ready', functions, schedules } | { type: 'load-error', message }
  *                   { type: 'progress', token, seq, fraction, message }   (answered by 'progress-ack')
  *                   { type: 'done', token, result }
  *
  * Every message about a try carries the try's token, a random UUID, so a late message of a try the
  * worker already gave up on is recognised and dropped.
  */
-import { callFunction, describeError, encodeValue, paramsOf, pickFunctions, type CallResult } from './callable.js';
+import { callFunction, describeError, encodeValue, paramsOf, pickFunctions, pickSchedules, type CallResult } from './callable.js';
 
 interface Helpers {
   /** `(url) => import(url)`, written in threadSource's text: TypeScript's CommonJS build would turn an import() here into require(). */
   importModule: (url: string) => Promise<unknown>;
   pickFunctions: typeof pickFunctions;
+  pickSchedules: typeof pickSchedules;
   paramsOf: typeof paramsOf;
   callFunction: typeof callFunction;
 }
@@ -59,14 +60,14 @@ export function threadMain(helpers: Helpers): void {
         void run(functions, message).then((result) => { port.postMessage({ type: 'done', token: message.token, result }); });
       }
     });
-    port.postMessage({ type: 'ready', functions: offered });
-  }, (error: unknown) => {
+    port.postMessage({ type: 'ready', functions: offered, schedules: helpers.pickSchedules(mod, functions) });
+  }).catch((error: unknown) => {
     port.postMessage({ type: 'load-error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   });
 }
 
 /** The script a pool thread evaluates. */
 export function threadSource(): string {
-  const parts = [paramsOf, pickFunctions, describeError, encodeValue, callFunction].map((fn) => fn.toString());
-  return `'use strict';\n${parts.join('\n')}\n(${threadMain.toString()})({ importModule: (url) => import(url), pickFunctions, paramsOf, callFunction });\n`;
+  const parts = [paramsOf, pickFunctions, pickSchedules, describeError, encodeValue, callFunction].map((fn) => fn.toString());
+  return `'use strict';\n${parts.join('\n')}\n(${threadMain.toString()})({ importModule: (url) => import(url), pickFunctions, pickSchedules, paramsOf, callFunction });\n`;
 }

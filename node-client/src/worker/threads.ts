@@ -36,6 +36,7 @@ const RESPAWN_DELAY_MS = 1000;
 export class ThreadPool implements Pool {
   readonly kind = 'thread';
   functions: FunctionInfo[] = [];
+  schedules: unknown = [];
   private readonly idle: Slot[] = [];
   private readonly waiters: ((slot: Slot) => void)[] = [];
   private readonly live = new Set<Slot>();
@@ -45,8 +46,9 @@ export class ThreadPool implements Pool {
   constructor(private readonly moduleUrl: string, private readonly size: number, private readonly log: Log) {}
 
   async start(): Promise<void> {
-    const { slot, offered } = await this.spawn();
+    const { slot, offered, schedules } = await this.spawn();
     this.functions = offered.map((info) => ({ name: info.name, params: checkParams(info.name, info.params) }));
+    this.schedules = schedules;
     this.release(slot);
     const others = await Promise.all(Array.from({ length: this.size - 1 }, () => this.spawn()));
     for (const other of others) this.release(other.slot);
@@ -120,7 +122,7 @@ export class ThreadPool implements Pool {
   }
 
   /** Starts a thread; resolves once it has imported the module and said which functions it offers. */
-  private spawn(): Promise<{ slot: Slot; offered: { name: string; params: unknown }[] }> {
+  private spawn(): Promise<{ slot: Slot; offered: { name: string; params: unknown }[]; schedules: unknown }> {
     return new Promise((resolve, reject) => {
       const thread = new Thread(this.source, { eval: true, workerData: { moduleUrl: this.moduleUrl } });
       const slot: Slot = { thread, current: null, retired: false, error: null };
@@ -129,7 +131,7 @@ export class ThreadPool implements Pool {
       thread.on('message', (message: Record<string, unknown>) => {
         if (message.type === 'ready') {
           started = true;
-          resolve({ slot, offered: message.functions as { name: string; params: unknown }[] });
+          resolve({ slot, offered: message.functions as { name: string; params: unknown }[], schedules: message.schedules });
         } else if (message.type === 'load-error') {
           slot.retired = true;
           void thread.terminate();

@@ -1,8 +1,9 @@
 /**
  * The Node worker (SPEC.md section 9): claims tasks from one or more queues, runs each through
  * lifecycle.ts, keeps its leases (heartbeat.ts), recovers tasks of dead workers (reaper.ts),
- * promotes due scheduled entries (promoter.ts), runs follow-ups (followups.ts) and carries out
- * cancel requests (cancels.ts). It uses three connections: commands, the blocking claim, heartbeats.
+ * promotes due scheduled entries (promoter.ts), runs follow-ups (followups.ts), carries out cancel
+ * requests (cancels.ts) and fires periodic schedules (scheduler.ts). It uses three connections:
+ * commands, the blocking claim, heartbeats.
  *
  *   const worker = new Worker('emails', { functions: { send }, concurrency: 4 });
  *   await worker.run();            // resolves once stop() has finished
@@ -25,8 +26,9 @@ import { resolveOptions, type Settings, type WorkerOptions } from './options.js'
 import { type Pool } from './pool.js';
 import { promoteDue } from './promoter.js';
 import { Reaper } from './reaper.js';
+import { Scheduler, workerSchedules, type Schedule } from './scheduler.js';
 import { describeFunctions, type TaskFunction } from './registry.js';
-import { pickFunctions } from './callable.js';
+import { pickFunctions, pickSchedules } from './callable.js';
 import { Store, type Claim } from './store.js';
 import { ThreadPool } from './threads.js';
 import { Periodic, sleep } from './timers.js';
@@ -59,6 +61,7 @@ export class Worker {
     this.settings = resolveOptions(queues, options);
     if (options.functions !== undefined) describeFunctions(options.functions);
     this.options = options;
+    this.declaredSchedules(options.functions ?? null, null);
     this.queues = this.settings.queues;
     this.id = this.settings.workerId;
     this.lanes = this.queues.map((queue) => new QueueKeys(queue));
@@ -110,9 +113,20 @@ export class Worker {
     if (options.module === undefined) return new InlinePool(options.functions ?? {});
     const url = moduleUrl(options.module);
     if (settings.pool === 'thread') return new ThreadPool(url, settings.concurrency, logFor(options.log ?? stderrLogger, 'pool'));
-    const functions = pickFunctions(await importModule(url)) as Record<string, TaskFunction>;
+    const mod = await importModule(url);
+    const functions = pickFunctions(mod) as Record<string, TaskFunction>;
     describeFunctions(functions);
-    return new InlinePool(functions);
+    return new InlinePool(functions, pickSchedules(mod, functions));
+  }
+
+  /**
+   * The schedules of the `schedules` option and of the module's export, checked (InvalidArgumentsError);
+   * `functions` null: the module's, known to the pool only (checked by name once it has started).
+   */
+  private declaredSchedules(functions: Record<string, TaskFunction> | null, offered: string[] | null, fromModule: unknown = []): Schedule[] {
+    const names = new Map<unknown, string>(Object.entries(functions ?? {}).map(([name, fn]) => [fn, name]));
+    const known = functions !== null ? new Set(Object.keys(functions)) : offered === null ? null : new Set(offered);
+    return workerSchedules([{ field: 'schedules', list: this.options.schedules }, { field: 'module.schedules', list: fromModule }], names, known);
   }
 
   private async serve(): Promise<void> {
@@ -131,6 +145,7 @@ export class Worker {
 
   private async serveWith(pool: Pool, [main, blocking, beats]: readonly [Link, Link, Link]): Promise<void> {
     const { settings } = this;
+    const schedules = this.declaredSchedules(this.options.functions ?? null, pool.functions.map((info) => info.name), pool.schedules);
     const store = new Store(main);
     const clock = new Clock({ run: (command) => main.run(command), url: main.url, warn: (m) => { this.log.warning(m); } });
     main.redis.on('ready', () => { clock.reconnected(); });
@@ -151,6 +166,12 @@ export class Worker {
       `${settings.concurrency}) with ${engine.functions.size} function(s): ${[...engine.functions.keys()].sort().join(', ')}`);
     const loops = this.loops(engine, heartbeat, followups);
     for (const loop of loops) loop.start();
+    const scheduler = new Scheduler(engine, this.lanes, schedules, logFor(this.options.log ?? stderrLogger, 'schedules'));
+    if (scheduler.active) {
+      const firing = new Periodic('schedules', scheduler.periodMs, false, () => scheduler.tick(), logFor(this.options.log ?? stderrLogger, 'schedules'));
+      firing.start(true);
+      loops.push(firing);
+    }
     const claimer = new Claimer(engine, blocking, this.lanes, (keys, entry) => processEntry(engine, keys, entry));
     this.claimer = claimer;
     if (this.stopRequested) claimer.stop();
