@@ -11,7 +11,8 @@ PY="$ROOT/.venv/bin/python"
 # more processes than cores; DOTHIS_TEST_JOBS=1 runs them one at a time.
 JOBS="${DOTHIS_TEST_JOBS:-3}"
 
-step() { printf '\n== %s ==\n' "$*"; }
+STARTED=$SECONDS
+step() { printf '\n== %s == (at %d s)\n' "$*" $((SECONDS - STARTED)); }
 
 step "Python gates: ruff, mypy (strict), the import layers (lint-imports)"
 (cd python && "$PY" -m ruff check src tests && "$PY" -m ruff format --check src tests && "$PY" -m mypy \
@@ -30,11 +31,11 @@ step "Conformance suite (every implementation)"
 "$PY" -m pytest -q -s -p no:cacheprovider conformance/tests   # -s: show the pass table
 
 step "Repository checks (docker-compose.yml, README commands)"
-"$PY" -m pytest -q -p no:cacheprovider tests
+"$PY" -m pytest -q -p no:cacheprovider -n "$JOBS" tests
 
 if [ -f bench/run.py ]; then
   step "Benchmark smoke run (checks that it runs, not timings)"
   "$PY" bench/run.py --quick
 fi
 
-printf '\nall tests passed\n'
+printf '\nall tests passed in %d s\n' $((SECONDS - STARTED))
