@@ -9,19 +9,16 @@ from rich.panel import Panel
 from rich.table import Table
 
 from dothis.cli.common import (
-    age_seconds,
     console,
-    decode_json,
-    duration,
     emit_json,
     json_option,
-    pretty,
     queue_option,
     url_option,
 )
 from dothis.cli.config import config_option
 from dothis.errors import TaskNotFound
 from dothis.producer.queue import Queue
+from dothis.wire.display import age_seconds, decode_json, duration, pretty
 from dothis.wire.protocol import Field, State
 from dothis.wire.records import TaskInfo
 

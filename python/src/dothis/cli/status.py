@@ -11,10 +11,7 @@ import click
 import redis
 
 from dothis.cli.common import (
-    age_seconds,
     console,
-    decode_json,
-    duration,
     emit_json,
     json_option,
     open_client,
@@ -27,6 +24,7 @@ from dothis.producer.inspection import known_queues, pending_functions, queue_in
 from dothis.producer.queue import Queue
 from dothis.store import faults
 from dothis.store.connection import translate_errors
+from dothis.wire.display import age_seconds, decode_json, duration
 
 if TYPE_CHECKING:
     from rich.console import Group

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, cast
 
-from dothis.dashboard.reader import Reader, age, json_or_text
+from dothis.dashboard.reader import Reader
 from dothis.producer.inspection import live_workers, pending_functions, queue_info
 from dothis.store.connection import translate_errors
 from dothis.wire.clock import now_ms
+from dothis.wire.display import age_seconds as age
+from dothis.wire.display import decode_json as json_or_text
 from dothis.wire.protocol import Keys
 
 STATES = ("pending", "scheduled", "waiting", "executing", "failed", "succeeded", "rejected")

@@ -15,9 +15,10 @@ from starlette.responses import HTMLResponse
 
 from dothis.dashboard.live import Hub, Snapshot
 from dothis.dashboard.overview import counts
-from dothis.dashboard.reader import Reader, duration
+from dothis.dashboard.reader import Reader
 from dothis.dashboard.security import Csrf
 from dothis.producer.gauges import QueueGauges
+from dothis.wire.display import duration
 
 HERE = Path(__file__).parent
 T = TypeVar("T")

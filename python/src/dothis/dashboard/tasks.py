@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from dothis.dashboard.reader import Reader, age, json_or_text, pretty, text
+from dothis.dashboard.reader import Reader, text
 from dothis.engine.followups import callback_id
 from dothis.errors import InvalidArguments
 from dothis.producer.inspection import hash_fields
 from dothis.store.connection import translate_errors
 from dothis.wire.clock import iso_from_ms
+from dothis.wire.display import age_seconds as age
+from dothis.wire.display import decode_json as json_or_text
+from dothis.wire.display import pretty
 from dothis.wire.protocol import ID_MAX_BYTES, Field, Keys, name_problem
 
 LIST_STATES = ("pending", "scheduled", "waiting", "executing", "failed", "succeeded", "rejected")
