@@ -4,6 +4,7 @@
     .venv/bin/python conformance/run.py                      # python and redis-cli columns
     .venv/bin/python conformance/run.py --impl python --impl node --markdown report.md
     .venv/bin/python conformance/run.py --impl python --impl node --impl redis-cli --matrix
+    .venv/bin/python conformance/run.py --impl python --impl node --impl redis-cli --cluster   # on a Redis Cluster
     .venv/bin/python conformance/run.py --check-only         # case files, SPEC.md anchors, coverage
 
 Exit status: 0 when every applicable case passed, 1 on any failure, 2 on malformed cases.

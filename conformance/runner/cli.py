@@ -62,6 +62,9 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-j", "--jobs", type=int, default=3,
                         help="cases run at once, each lane with its own redis-server and harnesses (default 3)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every case as it runs")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run on a Redis Cluster of three masters per lane: queue names carry a hash tag "
+                             "({conf-...}), the URL ends in ?cluster=1, redis-cli runs with -c")
 
 
 def finish(args: argparse.Namespace, cases: list[Case], columns: list[Column],
@@ -160,7 +163,8 @@ def repo_main(argv: list[str] | None = None) -> int:
         columns += matrix_columns(config, columns)
     started = time.monotonic()
     try:
-        results = run_columns(cases, columns, config, args.jobs, args.redis_server, args.verbose)
+        results = run_columns(cases, columns, config, args.jobs, args.redis_server, args.verbose,
+                              args.cluster)
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -189,7 +193,8 @@ def kit_run(args: argparse.Namespace) -> int:
     column = Column("harness", "harness", None, None, {})
     started = time.monotonic()
     try:
-        results = run_columns(cases, [column], config, args.jobs, args.redis_server, args.verbose)
+        results = run_columns(cases, [column], config, args.jobs, args.redis_server, args.verbose,
+                              args.cluster)
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -27,8 +27,9 @@ class HarnessBroken(Exception):
 
 
 class Harness:
-    def __init__(self, name: str, command: list[str], cwd: Path) -> None:
+    def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.env = dict(env or {})
         self.command = command
         self.cwd = cwd
         self.seq = 0
@@ -39,7 +40,7 @@ class Harness:
 
     def start(self) -> dict[str, Any]:
         stderr = open(self.stderr_path, "a", encoding="utf-8")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self.process = subprocess.Popen(
             self.command, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=stderr, text=True, encoding="utf-8", bufsize=1, env=env,

@@ -13,14 +13,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import redis
+import redis.cluster
 
 from .casefile import REPO, Case
 from .harness_client import Harness, HarnessBroken
-from .redis_server import RedisServer
+from .redis_server import RedisCluster, RedisServer
 from .steps import CaseRun, StepFailed
+
+# The queue the harnesses' schedule conformance-tick fires into (README.md, "Harness protocol"):
+# conf-periodic, or {conf-periodic} on a cluster, told to the harnesses in this variable.
+PERIODIC_QUEUE_VARIABLE = "DOTHIS_CONFORMANCE_PERIODIC_QUEUE"
 
 
 @dataclass
@@ -48,9 +53,10 @@ class Column:
 
 
 class Implementation:
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
         self.name = name
         self.config = config
+        self.env = dict(env or {})
         self.harness: Harness | None = None
         self.unavailable: str | None = None
         self.roles: list[str] = ["producer"] if config.get("producer") == "raw" else []
@@ -69,7 +75,7 @@ class Implementation:
         if not command:
             return
         argv = [part.replace("{python}", sys.executable) for part in command]
-        self.harness = Harness(self.name, argv, root)
+        self.harness = Harness(self.name, argv, root, self.env)
         try:
             hello = self.harness.start()
         except Exception as exc:  # noqa: BLE001 - reported as the column's skip reason
@@ -94,17 +100,20 @@ def reference_name(config: dict[str, Any]) -> str | None:
 
 
 class Lane:
-    """One private redis-server plus its own harness processes; runs cases one at a time."""
+    """One private redis-server (or Redis Cluster) plus its own harness processes; runs cases one
+    at a time."""
 
-    def __init__(self, config: dict[str, Any], redis_binary: str) -> None:
+    def __init__(self, config: dict[str, Any], redis_binary: str, cluster: bool = False) -> None:
         self.config = config
         self.redis_binary = redis_binary
+        self.cluster = cluster
         self.impls: dict[str, Implementation] = {}
         self.error: str | None = None
 
     def impl(self, name: str) -> Implementation:
         if name not in self.impls:
-            impl = Implementation(name, self.config[name])
+            periodic = "{conf-periodic}" if self.cluster else "conf-periodic"
+            impl = Implementation(name, self.config[name], {PERIODIC_QUEUE_VARIABLE: periodic})
             impl.start()
             self.impls[name] = impl
         impl = self.impls[name]
@@ -122,13 +131,15 @@ class Lane:
 
     def drain(self, work: queue.Queue[tuple[Column, Case]],
               record: Callable[[Column, Case, Outcome], None]) -> None:
+        server: RedisServer | RedisCluster
         try:
-            server = RedisServer(self.redis_binary)
+            server = RedisCluster(self.redis_binary) if self.cluster else RedisServer(self.redis_binary)
             server.start()
         except RuntimeError as exc:
             self.error = str(exc)
             return
-        client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10)
+        client = (server.client() if isinstance(server, RedisCluster)
+                  else redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10))
         try:
             while True:
                 try:
@@ -136,7 +147,7 @@ class Lane:
                 except queue.Empty:
                     return
                 producer, worker = self.pair(column)
-                reason = applicability(case, column, producer, worker)
+                reason = applicability(case, column, producer, worker, self.cluster)
                 if reason:
                     outcome = Outcome("skip", reason)
                 else:
@@ -151,10 +162,13 @@ class Lane:
 
 
 def applicability(case: Case, column: Column, producer: Implementation,
-                  worker: Implementation | None) -> str | None:
+                  worker: Implementation | None, cluster: bool = False) -> str | None:
     """None when the case applies to the column, else the skip reason."""
     if producer.unavailable:
         return producer.unavailable
+    skip = (case.data.get("cluster") or {}).get("skip") if cluster else None
+    if skip:
+        return f"on a cluster: {skip}"
     if column.only and case.tests != column.only:
         return f"{column.only} cases only"
     library = case.uses_library_producer()
@@ -169,11 +183,16 @@ def applicability(case: Case, column: Column, producer: Implementation,
     return None
 
 
-def run_case(case: Case, producer: Implementation, worker: Implementation, server: RedisServer,
-             client: redis.Redis, column: Column) -> Outcome:
+def run_case(case: Case, producer: Implementation, worker: Implementation, server: RedisServer | RedisCluster,
+             client: redis.Redis | redis.cluster.RedisCluster, column: Column) -> Outcome:
     started = time.monotonic()
-    client.flushall()
-    run = CaseRun(case, server.port, client, None if producer.raw else producer.harness, worker.harness)
+    cluster = server if isinstance(server, RedisCluster) else None
+    if cluster is not None:
+        cast(redis.cluster.RedisCluster, client).flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        client.flushall()
+    run = CaseRun(case, server.port, client, None if producer.raw else producer.harness, worker.harness,
+                  cluster=cluster)
     try:
         run.run()
         outcome = Outcome("pass")
@@ -196,8 +215,9 @@ def run_case(case: Case, producer: Implementation, worker: Implementation, serve
 
 
 def run_columns(cases: list[Case], columns: list[Column], config: dict[str, Any], jobs: int,
-                redis_binary: str, verbose: bool) -> dict[tuple[str, str], Outcome]:
-    """Every case of every column, `jobs` lanes at once; returns (case id, column name) -> outcome."""
+                redis_binary: str, verbose: bool, cluster: bool = False) -> dict[tuple[str, str], Outcome]:
+    """Every case of every column, `jobs` lanes at once (each with its own redis-server, or its own
+    three-master Redis Cluster when `cluster`); returns (case id, column name) -> outcome."""
     work: queue.Queue[tuple[Column, Case]] = queue.Queue()
     # slow cases first, interleaving columns, so that the lanes finish together
     for case in sorted(cases, key=lambda c: -float(c.data.get("timeout_s", 15))):
@@ -205,7 +225,7 @@ def run_columns(cases: list[Case], columns: list[Column], config: dict[str, Any]
             work.put((column, case))
     results: dict[tuple[str, str], Outcome] = {}
     lock = threading.Lock()
-    lanes = [Lane(config, redis_binary) for _ in range(max(1, jobs))]
+    lanes = [Lane(config, redis_binary, cluster) for _ in range(max(1, jobs))]
 
     def record(column: Column, case: Case, outcome: Outcome) -> None:
         with lock:

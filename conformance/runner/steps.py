@@ -13,11 +13,13 @@ from typing import Any, Callable
 
 import jsonschema
 import redis
+import redis.cluster
 import referencing
 
 from .casefile import REPO, Case, substitute
 from .harness_client import Harness, HarnessError
 from .matchers import decode, json_equal, match
+from .redis_server import RedisCluster
 
 KINDS = (
     "redis", "eval", "enqueue", "enqueue_many", "fetch", "length", "wait", "cancel", "worker", "subscribe",
@@ -63,25 +65,37 @@ def schema_registry() -> referencing.Registry:
     return referencing.Registry().with_resources(resources)
 
 
+def case_queue(case: Case, fresh: str, cluster: bool) -> str:
+    """The case's queue: its literal `queue` (on a cluster, its `cluster.queue` first), else a fresh
+    name, which carries a hash tag on a cluster so that all the queue's keys share one slot."""
+    literal = (case.data.get("cluster") or {}).get("queue") if cluster else None
+    return str(literal or case.data.get("queue") or (f"{{{fresh}}}" if cluster else fresh))
+
+
 class CaseRun:
-    def __init__(self, case: Case, port: int, client: redis.Redis,
+    def __init__(self, case: Case, port: int, client: redis.Redis | redis.cluster.RedisCluster,
                  producer: Harness | None, worker_harness: Harness | None,
-                 redis_cli: str | None = None) -> None:
+                 redis_cli: str | None = None, cluster: RedisCluster | None = None) -> None:
         self.case = case
         self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
+        self.url = f"redis://127.0.0.1:{port}/0" + ("?cluster=1" if cluster else "")
         self.client = client
         self.producer = producer
         self.worker_harness = worker_harness
         self.redis_cli = redis_cli or shutil.which("redis-cli") or "redis-cli"
         self.uuid = str(uuid.uuid4())
-        self.queue = case.data.get("queue") or f"conf-{self.uuid[:8]}"
+        self.queue = case_queue(case, f"conf-{self.uuid[:8]}", cluster is not None)
+        # redis-cli and subscriptions talk to the node of the queue's slot (on a cluster, -c follows
+        # the redirections of keys in other slots, such as dothis.queues; PUBLISH reaches every node)
+        self.cli_port = cluster.port_of(self.queue) if cluster else port
+        self.cli_flags = ["-c"] if cluster else []
         self.variables: dict[str, str] = {"uuid": self.uuid, "queue": self.queue}
         if worker_harness is not None and isinstance(worker_harness.hello.get("fail_exception"), str):
             # the exception type the worker's fail(message) raises, as it appears in error-exception
             self.variables["fail_exception"] = worker_harness.hello["fail_exception"]
         self.workers: dict[str, RunningWorker] = {}
         self.subscriptions: dict[str, tuple[Any, list[str]]] = {}
+        self.nodes: list[redis.Redis] = []
         self.deadline = time.monotonic() + float(case.data.get("timeout_s", 15))
         self.logs: list[str] = []
 
@@ -113,6 +127,9 @@ class CaseRun:
             except Exception:  # noqa: BLE001
                 pass
         self.subscriptions.clear()
+        for node in self.nodes:
+            node.close()
+        self.nodes.clear()
 
     def remaining(self, timeout_s: float) -> float:
         return max(0.05, min(timeout_s, self.deadline - time.monotonic()))
@@ -143,7 +160,7 @@ class CaseRun:
 
     def do_redis(self, step: dict[str, Any]) -> None:
         command = step["redis"]
-        argv = [self.redis_cli, "-h", "127.0.0.1", "-p", str(self.port), "--no-raw"]
+        argv = [self.redis_cli, "-h", "127.0.0.1", "-p", str(self.cli_port), *self.cli_flags, "--no-raw"]
         if isinstance(command, list):
             if "stdin" in step:
                 argv.append("-x")
@@ -313,7 +330,11 @@ class CaseRun:
     # ---------------------------------------------------------------- pub/sub
     def do_subscribe(self, step: dict[str, Any]) -> None:
         channel = step["subscribe"]
-        pubsub = self.client.pubsub()
+        node = self.client
+        if self.cli_flags:  # a cluster: a plain connection to one node
+            node = redis.Redis(host="127.0.0.1", port=self.cli_port, socket_timeout=10)
+            self.nodes.append(node)
+        pubsub = node.pubsub()
         pubsub.subscribe(channel)
         deadline = time.monotonic() + self.remaining(5)
         while time.monotonic() < deadline:

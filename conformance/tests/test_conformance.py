@@ -172,3 +172,50 @@ def test_conformance_suite(tmp_path: Path) -> None:
         for column, cell in case["results"].items():
             assert cell["status"] in ("pass", "skip", "gap"), (case["id"], column, cell)
     assert "| case |" in markdown.read_text()
+
+
+# ------------------------------------------------------------------ on a Redis Cluster
+
+# The whole suite on a cluster takes about two minutes on a small machine (run.py --cluster runs it
+# all); CI runs these cases, chosen for what a cluster changes: keys of the queue's slot named by
+# redis-cli -c, the registry dothis.queues in another slot, dependencies, delays, cancel, the reaper,
+# results and the results channel through one node, the schedule's queue {conf-periodic}, and the
+# seed transcript skipped with its reason.
+CLUSTER_CASES = (
+    "raw-enqueue", "raw-fifo-order", "requeue-persists", "queue-registry", "producer-enqueue-many",
+    "depends-on", "delay", "cancel", "periodic-occurrences", "seed-transcript", "results-message",
+    "dead-worker-recovered", "wait-returns-value", "worker-manifest", "hash-tagged-queue",
+)
+
+
+def test_case_queue_carries_a_hash_tag_on_a_cluster() -> None:
+    from runner.steps import case_queue
+
+    cases = {c.id: c for c in load_cases()[0]}
+    assert case_queue(cases["raw-enqueue"], "conf-1a2b3c4d", cluster=True) == "{conf-1a2b3c4d}"
+    assert case_queue(cases["raw-enqueue"], "conf-1a2b3c4d", cluster=False) == "conf-1a2b3c4d"
+    assert case_queue(cases["periodic-occurrences"], "x", cluster=True) == "{conf-periodic}"
+    assert case_queue(cases["periodic-occurrences"], "x", cluster=False) == "conf-periodic"
+    assert case_queue(cases["hash-tagged-queue"], "x", cluster=True) == "{tagged}"
+
+
+def test_conformance_suite_on_a_cluster(tmp_path: Path) -> None:
+    """The cases above on a three-master Redis Cluster per lane (tagged queue names, ?cluster=1,
+    redis-cli -c), against Python, redis-cli, and Node when it is built."""
+    impls = ["python", "redis-cli"] + (["node"] if node_available() else [])
+    report = tmp_path / "cluster.json"
+    args = [arg for name in impls for arg in ("--impl", name)] + [arg for c in CLUSTER_CASES for arg in ("--case", c)]
+    result = run("--cluster", *args, "--report", str(report), "-j", "3", timeout=300)
+    print(result.stdout)
+    print(result.stderr, file=sys.stderr)
+    assert result.returncode == 0, "conformance failures on the cluster:\n" + result.stdout[-20000:] + result.stderr[-5000:]
+    data = json.loads(report.read_text())
+    cells = {(case["id"], column): cell for case in data["cases"] for column, cell in case["results"].items()}
+    assert {case_id for case_id, _ in cells} == set(CLUSTER_CASES)
+    for name in impls:
+        assert cells[("seed-transcript", name)]["status"] == "skip"
+        assert "on a cluster" in cells[("seed-transcript", name)]["detail"]
+        assert cells[("raw-enqueue", name)]["status"] == "pass", name
+    for name in set(impls) - {"redis-cli"}:
+        passed = [case_id for (case_id, column), cell in cells.items() if column == name and cell["status"] == "pass"]
+        assert len(passed) == len(CLUSTER_CASES) - 1, (name, sorted(passed))
