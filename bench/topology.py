@@ -1,10 +1,11 @@
-"""Drain rate of one queue on a single Redis and of one hash-tagged queue on a three-master Redis
-Cluster, side by side, measured the same way (docs/topology.md):
+"""Drain rate of one queue on a single Redis, of one hash-tagged queue on a three-master Redis
+Cluster, and of one queue over three shards on that cluster (SPEC.md 11.2), with one worker
+process and with three, side by side, measured the same way (docs/topology.md):
 
     .venv/bin/python bench/topology.py [--tasks 3000] [--concurrency 8]
 
 Each run enqueues the tasks first (enqueue_many, the `echo` function), then starts one
-`dothis worker --burst --pool inline` process and times from its first finished task to its last
+`dothis worker --burst --pool inline` process (or three) and times from its first finished task to its last
 (the worker's start-up is left out). The servers are the Python tests' own fixtures
 (python/tests/topology/servers.py): private redis-server processes on loopback, stopped by pid.
 The cost of a Sentinel failover is measured by python/tests/topology/test_sentinel.py, which
@@ -45,24 +46,34 @@ def single() -> tuple[Group, str]:
     return group, f"redis://127.0.0.1:{node.port}/0"
 
 
-def drain(url: str, name: str, tasks: int, concurrency: int, cluster: bool) -> float:
-    """Tasks per second from the first finished task to the last."""
+def drain(url: str, name: str, tasks: int, concurrency: int, cluster: bool,
+          shards: int | None = None, processes: int = 1) -> float:
+    """Tasks per second from the first finished task to the last, with ``processes`` worker
+    processes (each `--processes 1`); ``shards``: one logical queue over that many shards."""
     flags = ["--cluster"] if cluster else []
-    with Queue(name, url, cluster=cluster or None) as queue:
+    if shards:
+        flags += ["--shards", str(shards)]
+    with Queue(name, url, cluster=cluster or None, shards=shards) as queue:
         for start in range(0, tasks, 500):
             queue.enqueue_many([("echo", {"text": str(i)}) for i in range(start, min(tasks, start + 500))])
-        worker = subprocess.Popen(
+        keys = [f"{part.name}:succeeded" for part in getattr(queue, "parts", None) or [queue]]
+        workers = [subprocess.Popen(
             [sys.executable, "-m", "dothis", "worker", "--url", url, "--queue", name, *flags,
              "--processes", "1", "--burst", "--pool", "inline", "--concurrency", str(concurrency),
              "--log-level", "WARNING", "dothis.examples"],
-        )  # fmt: skip
-        key, first = f"{name}:succeeded", None
-        while (done := int(queue.redis.zcard(key))) < tasks and worker.poll() is None:
-            if done and first is None:
-                first = (time.monotonic(), done)
+        ) for _ in range(processes)]  # fmt: skip
+
+        def done() -> int:
+            return sum(int(queue.redis.zcard(key)) for key in keys)
+
+        first = None
+        while (count := done()) < tasks and any(worker.poll() is None for worker in workers):
+            if count and first is None:
+                first = (time.monotonic(), count)
             time.sleep(0.005)
         end = time.monotonic()
-        worker.wait(timeout=60)
+        for worker in workers:
+            worker.wait(timeout=60)
     if first is None:
         raise SystemExit(f"the worker drained nothing on {url}")
     return (tasks - first[1]) / (end - first[0])
@@ -77,14 +88,22 @@ def main() -> None:
     cluster = Cluster()
     try:
         name = f"bench{uuid.uuid4().hex[:6]}"
-        one = drain(url, name, options.tasks, options.concurrency, cluster=False)
-        tagged = drain(cluster.url, f"{{{name}}}", options.tasks, options.concurrency, cluster=True)
+        args = (options.tasks, options.concurrency)
+        rows = [("one queue, single Redis", drain(url, name, *args, cluster=False))]
+        rows.append(("one tagged queue, 3-master cluster",
+                     drain(cluster.url, f"{{{name}}}", *args, cluster=True)))
+        rows.append(("3-shard queue, 3-master cluster",
+                     drain(cluster.url, f"{name}s1", *args, cluster=True, shards=3)))
+        rows.append(("one tagged queue, cluster, 3 workers",
+                     drain(cluster.url, f"{{{name}p3}}", *args, cluster=True, processes=3)))
+        rows.append(("3-shard queue, cluster, 3 workers",
+                     drain(cluster.url, f"{name}s3", *args, cluster=True, shards=3, processes=3)))
     finally:
         group.stop()
         cluster.stop()
-    print(f"{'topology':<36}{'tasks/s':>10}")
-    print(f"{'one queue, single Redis':<36}{one:>10.0f}")
-    print(f"{'one tagged queue, 3-master cluster':<36}{tagged:>10.0f}")
+    print(f"{'topology':<40}{'tasks/s':>10}")
+    for label, rate in rows:
+        print(f"{label:<40}{rate:>10.0f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import {
 import { parseProgress, Task, type CancelResult, type DeleteResult, type Progress, type TaskSource, type WaitOptions } from './task.js';
 import { formatMicros } from './time.js';
 import { checkFunctionName, checkId, checkQueueName, checkTaskHash, describe, serializeArgs, type Args } from './validate.js';
+import { checkShards, declareShards, enqueueSpread, placeTask, shardName, shardOf } from './shards.js';
 import { traceFields } from './tracing.js';
 import { ResultWaits } from './waits.js';
 
@@ -26,6 +27,11 @@ export interface QueueOptions extends ConnectionOptions {
   url?: string;
   /** How long a call waits for a (re)connection before failing, in ms. Default 3000. */
   connectTimeout?: number;
+  /**
+   * One logical queue over this many shards, `{<name>.0}` ... (SPEC.md 11.2): a task goes to the
+   * shard of its id (crc32(id) mod N), and every producer and worker of the queue uses the same N.
+   */
+  shards?: number;
 }
 
 export type { EnqueueOptions } from './options.js';
@@ -131,15 +137,21 @@ export class Queue {
   private closed = false;
   private readonly taskPrefix: string;
   private listed: Promise<void> | undefined;
+  /** The shards of a sharded queue, in order; undefined for a plain queue. */
+  readonly shards: readonly Queue[] | undefined;
+  private declared: Promise<void> | undefined;
 
   constructor(name: string, options: QueueOptions = {}) {
     this.name = checkQueueName(name);
+    const { shards, ...plain } = options;
+    const count = shards === undefined ? undefined : checkShards(this.name, shards);
+    const names = count === undefined ? [this.name] : Array.from({ length: count }, (_, index) => shardName(this.name, index));
     const connectTimeout = options.connectTimeout ?? 3000;
     if (!Number.isFinite(connectTimeout) || connectTimeout <= 0) {
       throw new InvalidArgumentsError('connectTimeout', `must be a positive number of milliseconds, got ${String(connectTimeout)}`);
     }
     const url = options.url ?? process.env.DOTHIS_REDIS_URL ?? DEFAULT_URL;
-    checkQueueNames(url, [this.name], options);
+    checkQueueNames(url, names, options);
     this.options = { url, connectTimeout, tls: options.tls, cluster: options.cluster, explainRefusals: true };
     this.link = new Link({ ...this.options, connectionName: 'dothis-producer' });
     this.link.redis.defineCommand(ENQUEUE_COMMAND, { lua: SCRIPTS.enqueue });
@@ -149,6 +161,7 @@ export class Queue {
     this.clock = new Clock({ run: (command) => this.link.run(command), url: this.url });
     this.link.redis.on('ready', () => { this.clock.reconnected(); });
     this.taskPrefix = taskKey(this.name, '');
+    this.shards = count === undefined ? undefined : names.map((part) => new Queue(part, plain));
     this.source = {
       name: this.name,
       readFields: (key, fields) => this.readFields(key, fields),
@@ -169,6 +182,11 @@ export class Queue {
    */
   async enqueue(fn: string, args: Args = {}, options: EnqueueOptions = {}): Promise<Task> {
     this.assertOpen();
+    if (this.shards) {
+      await this.declare();
+      const [part, id] = this.place(options);
+      return part.enqueue(fn, args, { ...options, id });
+    }
     const task = await this.onRedisClock((now) => this.prepare(fn, args, options, now));
     const reply = await this.link.run((redis) => runEnqueue(redis, task));
     if (reply !== 1) throw await this.refusal(task, reply);
@@ -183,6 +201,7 @@ export class Queue {
   async enqueueMany(specs: Iterable<TaskSpec>): Promise<Task[]> {
     this.assertOpen();
     const list = [...specs];
+    if (this.shards) return this.enqueueSharded(list);
     const prepared = await this.onRedisClock((now) => list.map((spec, index) => {
       if ((spec as unknown) === null || typeof spec !== 'object') {
         throw new InvalidArgumentsError(`tasks[${index}]`, 'must be an object { fn, args?, ...options }');
@@ -231,12 +250,22 @@ export class Queue {
 
   /** A handle on the task with this id, without reading Redis (see getTask). */
   task(id: string): Task {
+    if (this.shards) return this.shard(checkId(id)).task(id);
     return new Task(this.source, checkId(id), taskKey(this.name, id));
   }
 
   /** The task with this id, or null when its hash does not exist. */
   async getTask(id: string): Promise<Task | null> {
     this.assertOpen();
+    if (this.shards) {
+      // A task a worker made (a callback, an occurrence) lives in the shard of what made it.
+      const home = this.shard(checkId(id));
+      for (const part of [home, ...this.shards.filter((other) => other !== home)]) {
+        const found = await part.getTask(id);
+        if (found) return found;
+      }
+      return null;
+    }
     const task = this.task(id);
     const type = await this.link.run((redis) => redis.type(task.key));
     return type === 'hash' ? task : null;
@@ -245,6 +274,7 @@ export class Queue {
   /** How many entries wait in <queue>:pending. */
   async length(): Promise<number> {
     this.assertOpen();
+    if (this.shards) return (await Promise.all(this.shards.map((part) => part.length()))).reduce((a, b) => a + b, 0);
     return this.link.run((redis) => redis.llen(pendingKey(this.name)));
   }
 
@@ -255,6 +285,7 @@ export class Queue {
   async pendingIds(options: PageOptions = {}): Promise<string[]> {
     const { start, count } = checkPage(options);
     this.assertOpen();
+    if (this.shards) return this.acrossShards((part) => part.pendingIds({ count: start + count }), start, count);
     if (count === 0) return [];
     const entries = await this.link.run((redis) => redis.lrange(pendingKey(this.name), -(start + count), -(start + 1)));
     return entries.reverse().map((entry) => (entry.startsWith(this.taskPrefix) ? entry.slice(this.taskPrefix.length) : entry));
@@ -273,6 +304,7 @@ export class Queue {
   /** How many tasks wait in <queue>:scheduled (delayed tasks and retries). */
   async scheduledCount(): Promise<number> {
     this.assertOpen();
+    if (this.shards) return (await Promise.all(this.shards.map((part) => part.scheduledCount()))).reduce((a, b) => a + b, 0);
     return this.link.run((redis) => redis.zcard(scheduledKey(this.name)));
   }
 
@@ -285,7 +317,38 @@ export class Queue {
     // The subscriber has no reply worth waiting for, and a QUIT on a connection that died silently
     // would never be answered: it is dropped at once.
     waits?.link.redis.disconnect();
+    await Promise.all((this.shards ?? []).map((part) => part.close()));
     await this.link.close();
+  }
+
+  /** The shard that holds (or will hold) the task `id`. */
+  shard(id: string): Queue {
+    const shards = this.shards ?? [this];
+    return shards[shardOf(id, shards.length)] ?? this;
+  }
+
+  /** Once: declares the shard count in dothis.shards, or refuses another count (SPEC.md 11.2). */
+  private declare(): Promise<void> {
+    this.declared ??= declareShards((command) => this.link.run(command), this.name, this.shards?.length ?? 1);
+    this.declared.catch(() => { this.declared = undefined; });
+    return this.declared;
+  }
+
+  /** The shard of a task and its id (SPEC.md 11.2). */
+  private place(options: EnqueueOptions): [Queue, string] {
+    const shards = this.shards ?? [this];
+    const [index, id] = placeTask(this.name, shards.length, options);
+    return [shards[index] ?? this, id];
+  }
+
+  private async enqueueSharded(list: TaskSpec[]): Promise<Task[]> {
+    await this.declare();
+    return enqueueSpread(list, (spec) => this.place(spec));
+  }
+
+  private async acrossShards(read: (part: Queue) => Promise<string[]>, start: number, count: number): Promise<string[]> {
+    const pages = await Promise.all((this.shards ?? []).map(read));
+    return pages.flat().slice(start, start + count);
   }
 
   private assertOpen(): void {
@@ -295,6 +358,10 @@ export class Queue {
   private async registryPage(key: string, options: PageOptions): Promise<string[]> {
     const { start, count } = checkPage(options);
     this.assertOpen();
+    if (this.shards) {
+      const suffix = key.slice(this.name.length); // the same key of each shard
+      return this.acrossShards((part) => part.registryPage(part.name + suffix, { count: start + count }), start, count);
+    }
     if (count === 0) return [];
     return this.link.run((redis) => redis.zrevrange(key, start, start + count - 1));
   }

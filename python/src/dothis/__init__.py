@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ below impor
     from dothis.producer.task import Task
     from dothis.wire.protocol import PROTOCOL_VERSION, ErrorCode, Outcome, RejectCode, State
     from dothis.wire.records import TaskInfo
+    from dothis.wire.shards import Shards
     from dothis.worker import Worker, WorkerOptions
 
 # The public names, by the module that defines each.
@@ -67,6 +68,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "dothis.producer.task": ("Task",),
     "dothis.wire.protocol": ("PROTOCOL_VERSION", "ErrorCode", "Outcome", "RejectCode", "State"),
     "dothis.wire.records": ("TaskInfo",),
+    "dothis.wire.shards": ("Shards",),
     "dothis.worker": ("Worker", "WorkerOptions"),
 }  # fmt: skip
 _ORIGINS = {name: module for module, names in _MODULES.items() for name in names}
@@ -107,6 +109,7 @@ __all__ = [
     "RegistryError",
     "RejectCode",
     "Retry",
+    "Shards",
     "State",
     "Task",
     "TaskContext",

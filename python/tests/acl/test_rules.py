@@ -48,7 +48,7 @@ def test_the_monitor_reads_only() -> None:
     monitor = rules("monitor", ["q"])
     assert not WRITES & set(monitor.commands)
     assert all(key.startswith("%R~q:") for key in monitor.keys)
-    assert monitor.selectors == ("(+zrange %R~dothis.queues)",)
+    assert monitor.selectors == ("(+zrange %R~dothis.queues)", "(+hget +hgetall %R~dothis.shards)")
 
 
 def test_queue_names_are_literal_in_patterns() -> None:
@@ -67,7 +67,7 @@ def test_the_line_reads_back_as_the_command() -> None:
     assert split_line(line) == found.setuser("dothis-producer", "PASSWORD")
     assert line.startswith("ACL SETUSER dothis-producer reset on >PASSWORD resetkeys "
                            "resetchannels -@all +")  # fmt: skip
-    assert line.endswith(' "(+zadd ~dothis.queues)"')
+    assert line.endswith(' "(+zadd ~dothis.queues)" "(+hsetnx +hget ~dothis.shards)"')
 
 
 def test_the_cli_prints_the_line_or_the_rules_as_json() -> None:

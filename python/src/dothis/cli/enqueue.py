@@ -12,6 +12,7 @@ from dothis.cli.config import config_option
 from dothis.errors import WaitTimeout
 from dothis.producer.queue import Queue
 from dothis.wire import codec
+from dothis.wire.shards import MAX_SHARDS
 
 
 def _pairs(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
@@ -77,6 +78,9 @@ def _iso_time(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--on-success", help="A function to queue when it succeeds.")
 @click.option("--on-failure", help="A function to queue when it ends otherwise.")
 @click.option("--description", help="Free text, shown by inspect.")
+@click.option("--shards", type=click.IntRange(1, MAX_SHARDS), default=None, envvar="DOTHIS_SHARDS",
+              help="The queue is one logical queue over N shards: the task goes to the shard of "
+              "its id (SPEC.md 11.2) [env DOTHIS_SHARDS].")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Wait for the outcome and print the value as JSON.")
 @click.option("--timeout-wait", type=float, default=30.0, show_default=True,
               help="Seconds --wait waits (exit status 2 when it runs out).")  # fmt: skip
@@ -90,6 +94,7 @@ def enqueue(
     wait: bool,
     timeout_wait: float,
     depends_on: tuple[str, ...],
+    shards: int | None,
     **options: Any,
 ) -> None:
     """Queue FUNCTION with arguments NAME=VALUE... and print the task id (with --wait, then its
@@ -99,7 +104,7 @@ def enqueue(
                if value is not None and value is not False}  # fmt: skip
     if depends_on:
         options["depends_on"] = list(depends_on)
-    with Queue(queue, url) as target:
+    with Queue(queue, url, shards=shards) as target:
         task = target.enqueue_call(function, args, **options)
         click.echo(task.id)
         if wait:

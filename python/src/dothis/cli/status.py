@@ -24,7 +24,9 @@ from dothis.producer.inspection import known_queues, pending_functions, queue_in
 from dothis.producer.queue import Queue
 from dothis.store import faults
 from dothis.store.connection import translate_errors
+from dothis.store.shards import declared
 from dothis.wire.display import age_seconds, decode_json, duration
+from dothis.wire.shards import shard_name
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -60,28 +62,51 @@ def warnings(
             f"{len(upcoming)} pending)" for name, count in sorted(missing.items())]  # fmt: skip
 
 
-def report(name: str, url: str | None) -> dict[str, Any]:
-    """One queue: its counts, the age of its oldest pending task, its live workers, warnings."""
-    with Queue(name, url) as queue:
-        summary = queue_info(queue)
-        upcoming = pending_functions(queue, NEXT_PENDING) if summary["pending"] else []
+def report(name: str, url: str | None, shards: int | None = None) -> dict[str, Any]:
+    """One queue: its counts, the age of its oldest pending task, its live workers, warnings;
+    a sharded queue's (SPEC.md 11.2) summed over its shards."""
+    with Queue(name, url, shards=shards) as queue:
+        parts = getattr(queue, "parts", None) or [queue]
+        summaries = [queue_info(part) for part in parts]
+        summary = _summed(summaries)
+        upcoming = [function for part, one in zip(parts, summaries, strict=True) if one["pending"]
+                    for function in pending_functions(part, NEXT_PENDING)]  # fmt: skip
+    if shards is not None:
+        summary["shards"] = shards
     workers = [_worker(fields) for fields in summary["workers"]]
     return {"queue": name, **summary, "workers": workers,
             "warnings": warnings(name, summary["pending"], workers, upcoming)}  # fmt: skip
+
+
+def _summed(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of several shards added up, the oldest pending age the greatest, and each live
+    worker once."""
+    if len(summaries) == 1:
+        return summaries[0]
+    ages = [one["oldest_pending_seconds"] for one in summaries
+            if one["oldest_pending_seconds"] is not None]  # fmt: skip
+    workers = {worker.get("id"): worker for one in summaries for worker in one["workers"]}
+    return {**{name: sum(one[name] for one in summaries) for name in COUNTS},
+            "oldest_pending_seconds": max(ages, default=None),
+            "workers": list(workers.values())}  # fmt: skip
 
 
 def gather(url: str | None, queues: tuple[str, ...]) -> list[dict[str, Any]]:
     """The reports of ``queues``, or of every queue in the registry of queues (where a queue
     that cannot be read, e.g. a key of the wrong type written by hand, is reported as such and
     does not hide the others)."""
-    if queues:
-        return [report(name, url) for name in dict.fromkeys(queues)]
     with open_client(url) as (client, resolved), translate_errors(resolved):
-        names = known_queues(client)
+        sharded = declared(client)
+        names = list(dict.fromkeys(queues)) or known_queues(client)
+    if queues:
+        return [report(name, url, sharded.get(name)) for name in names]
+    # A sharded queue is one row: its shards are not listed on their own.
+    parts = {shard_name(name, index) for name, count in sharded.items() for index in range(count)}
+    names = sorted({*(name for name in names if name not in parts), *sharded})
     reports = []
     for name in names:
         try:
-            reports.append(report(name, url))
+            reports.append(report(name, url, sharded.get(name)))
         except (InvalidArguments, redis.ResponseError) as error:
             reports.append({"queue": name, "error": faults.describe(error)})
     return reports
@@ -123,7 +148,8 @@ def render(reports: list[dict[str, Any]]) -> Group:
         if "error" in item:
             queues.add_row(item["queue"], f"cannot be read: {item['error']}", "-", "-")
             continue
-        queues.add_row(item["queue"], _tasks(item), duration(item["oldest_pending_seconds"]),
+        label = f"{item['queue']} ({item['shards']} shards)" if "shards" in item else item["queue"]
+        queues.add_row(label, _tasks(item), duration(item["oldest_pending_seconds"]),
                        str(len(item["workers"])))  # fmt: skip
         for worker in item["workers"]:
             workers.add_row(worker.get("id", "?"), item["queue"],

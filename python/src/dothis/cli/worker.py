@@ -18,6 +18,7 @@ from dothis.cli.common import CliError, F, queues_option, url_option
 from dothis.cli.config import config_option
 from dothis.errors import DothisError
 from dothis.wire.protocol import DEFAULT_QUEUE
+from dothis.wire.shards import MAX_SHARDS, Shards, expand, groups
 from dothis.worker import Worker, WorkerOptions
 from dothis.worker.logs import FORMATS
 from dothis.worker.logs import configure as configure_logging
@@ -80,6 +81,10 @@ def with_tuning(command: F) -> F:
 @config_option(None)
 @url_option
 @queues_option("Queue to serve; repeat for several, highest priority first", (DEFAULT_QUEUE,))
+@click.option("--shards", type=click.IntRange(1, MAX_SHARDS), default=None, envvar="DOTHIS_SHARDS",
+              help="Serve each --queue as one logical queue over N shards, {QUEUE.0} ... "
+              "{QUEUE.N-1}, claiming from them in turn; N must match the count the queue was "
+              "declared with (SPEC.md 11.2) [env DOTHIS_SHARDS].")  # fmt: skip
 @with_tuning
 @click.option("--worker-id", default=None, help="Worker id (default: a new UUID); with "
               "--processes N, the other workers are ID-2 ... ID-N.")  # fmt: skip
@@ -99,6 +104,7 @@ def with_tuning(command: F) -> F:
 def worker(
     url: str | None,
     queues: tuple[str, ...],
+    shards: int | None,
     worker_id: str | None,
     processes: int | None,
     log_level: str,
@@ -113,14 +119,14 @@ def worker(
     count = processes or supervisor.default_processes()
     try:
         options = WorkerOptions(**tuned)
-        make = _maker(list(queues), url, worker_id, options)
+        make = _maker(list(queues), url, worker_id, options, shards)
         serving = make(count - 1)  # checks every setting, and the longest worker id
         if count > 1 and not supervisor.SUPPORTED:
             raise ValueError("--processes above 1 needs Linux")
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     configure_logging(log_level.lower(), log_format)
-    _preflight(url, list(queues))
+    _preflight(url, expand(list(queues), shards))
     sys.path.insert(0, os.getcwd())
     for module in modules:
         load(module)
@@ -134,16 +140,39 @@ def worker(
         os._exit(1)
 
 
-def _preflight(url: str | None, queues: list[str]) -> None:
+def _preflight(url: str | None, served: list[str | Shards]) -> None:
     """Once, before any worker process starts: queue names fit the topology (hash tags on a
-    cluster), and a warning when writes are not replicated (docs/topology.md)."""
-    from dothis.store.connection import preflight, resolve_url
+    cluster), a warning when writes are not replicated (docs/topology.md), and each sharded queue
+    has the declared shard count (SPEC.md 11.2: refused here, not in every worker process)."""
+    import redis
 
-    preflight(resolve_url(url), queues, logging.getLogger("dothis.worker"))
+    from dothis.store.connection import connect, preflight, resolve_url
+    from dothis.store.shards import declare
+
+    resolved = resolve_url(url)
+    names = [name for group in groups(served) for name in group]
+    preflight(resolved, names, logging.getLogger("dothis.worker"))
+    sharded = [item for item in served if isinstance(item, Shards)]
+    if sharded:
+        try:
+            client = connect(resolved)
+        except DothisError:
+            return  # an unreachable Redis is left to the worker to report
+        try:
+            for item in sharded:
+                declare(client, item)
+        except (redis.RedisError, OSError):
+            return  # left to the worker, which checks again
+        finally:
+            client.close()
 
 
 def _maker(
-    queues: list[str], url: str | None, worker_id: str | None, options: WorkerOptions
+    queues: list[str],
+    url: str | None,
+    worker_id: str | None,
+    options: WorkerOptions,
+    shards: int | None = None,
 ) -> Callable[[int], Worker]:
     """The worker of each supervisor slot (0 when it runs alone): ``--worker-id`` ID gives ID,
     ID-2, ID-3...; ``--metrics-port`` P gives P, P+1, P+2..."""
@@ -154,7 +183,8 @@ def _maker(
         if port and port + slot > 65535:
             raise ValueError(f"--metrics-port {port} leaves no port for worker process {slot + 1}")
         mine = dataclasses.replace(options, metrics_port=port + slot) if port else options
-        return Worker(queues, url, worker_id=slot_worker_id(worker_id, slot), options=mine)
+        return Worker(queues, url, worker_id=slot_worker_id(worker_id, slot), options=mine,
+                      shards=shards)  # fmt: skip
 
     return make
 

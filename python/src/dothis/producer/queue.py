@@ -85,8 +85,23 @@ class Queue(Inspection):
     'ooh yeeah'
 
     ``is_async=False`` is eager mode, for tests: ``enqueue`` runs the task in this process, with the
-    worker's own operations and decisions, before it returns.
+    worker's own operations and decisions, before it returns. ``shards=N`` makes it one logical
+    queue over N shards (a ShardedQueue, SPEC.md 11.2).
     """
+
+    # The class of ``shards=N``: ShardedQueue (producer/sharded.py, which the package imports)
+    # names itself here as it is defined.
+    _sharded: type[Queue] | None = None
+
+    def __init_subclass__(cls, *, sharded: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if sharded:
+            Queue._sharded = cls
+
+    def __new__(cls, *args: Any, shards: int | None = None, **kwargs: Any) -> Queue:
+        if shards is not None and cls is Queue and Queue._sharded is not None:
+            return super().__new__(Queue._sharded)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -99,7 +114,12 @@ class Queue(Inspection):
         tls_cert: str | None = None,
         tls_key: str | None = None,
         cluster: bool | None = None,
+        shards: int | None = None,
+        client: SyncClient | None = None,
     ) -> None:
+        """``client``: a connection to share (the shards of a ShardedQueue share one)."""
+        if shards is not None:  # ShardedQueue's own __init__ takes it
+            raise InvalidArguments(f"{type(self).__name__} is one queue: shards=N needs Queue")
         try:
             self.keys = Keys(name)
         except ValueError as error:
@@ -110,7 +130,7 @@ class Queue(Inspection):
                                  tls_key=tls_key, cluster=cluster)  # fmt: skip
         check_queues(self.url, [name])
         self.ops = Ops(self.keys)
-        self._redis: SyncClient | None = connect(self.url)
+        self._redis: SyncClient | None = client or connect(self.url)
         self._store = SyncStore(self._redis)
         self._results: ResultListener | None = None
         self._clock_checked = False

@@ -20,6 +20,7 @@ from dothis.errors import PermissionDenied
 from dothis.store.resources import lua_source
 from dothis.store.scripts import NAMES as SCRIPT_NAMES
 from dothis.wire.protocol import KEY_TEMPLATES, QUEUES_REGISTRY, Keys
+from dothis.wire.shards import SHARDS_REGISTRY
 
 ROLES = ("producer", "worker", "monitor")
 
@@ -114,12 +115,13 @@ ROLE_KEYS: dict[str, tuple[str, ...]] = {
     "worker": _QUEUE_KEYS,
     "monitor": _QUEUE_KEYS,
 }
-# The registry of queues (SPEC.md 2.3) is shared by every queue: a selector of its own allows
-# the one command each role sends to it and nothing else on that key.
+# The registry of queues (SPEC.md 2.3) and the shard counts of sharded queues (11.2) are shared
+# by every queue: a selector of its own allows the commands each role sends to each key and
+# nothing else on that key.
 ROLE_SELECTORS = {
-    "producer": (f"(+zadd ~{QUEUES_REGISTRY})",),
-    "worker": (f"(+zadd ~{QUEUES_REGISTRY})",),
-    "monitor": (f"(+zrange %R~{QUEUES_REGISTRY})",),
+    "producer": (f"(+zadd ~{QUEUES_REGISTRY})", f"(+hsetnx +hget ~{SHARDS_REGISTRY})"),
+    "worker": (f"(+zadd ~{QUEUES_REGISTRY})", f"(+hsetnx +hget ~{SHARDS_REGISTRY})"),
+    "monitor": (f"(+zrange %R~{QUEUES_REGISTRY})", f"(+hget +hgetall %R~{SHARDS_REGISTRY})"),
 }
 PASSWORD_PLACEHOLDER = "PASSWORD"
 _CALL = re.compile(r"redis\.p?call\(\s*['\"]([A-Za-z]+)['\"]")

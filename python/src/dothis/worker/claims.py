@@ -1,5 +1,6 @@
 """The claim loop: moves entries from pending into executing (SPEC.md 5.2) while slots are free,
-in priority order over the worker's queues, and hands each to the worker.
+in priority order over the worker's queues, and hands each to the worker. The shards of a sharded
+queue (SPEC.md 11.2) form one group of equal priority: each claim starts at the next shard.
 
 A slot is a claimed task not yet done: ``concurrency + prefetch`` of them. An idle worker blocks
 in BLMOVE for one entry; a busy one claims every free slot in one pipelined round trip.
@@ -33,7 +34,9 @@ class Claimer:
         slots: int,
         block_seconds: float,
         url: str,
+        groups: list[int] | None = None,
     ) -> None:
+        """``groups``: how many lanes, in order, make each priority level (default: one each)."""
         self.store = store
         self.blocking = blocking
         self.lanes = lanes
@@ -41,6 +44,23 @@ class Claimer:
         self.block_seconds = block_seconds
         self.url = url
         self._idle = True  # the last claim found nothing: block for one entry, do not batch
+        sizes = groups if groups is not None else [1] * len(lanes)
+        if sum(sizes) != len(lanes) or min(sizes, default=1) < 1:
+            raise ValueError("groups must split the lanes into non-empty runs")
+        starts = [sum(sizes[:index]) for index in range(len(sizes))]
+        runs = zip(starts, sizes, strict=True)
+        self._groups = [lanes[start : start + size] for start, size in runs]
+        self._turns = [0] * len(sizes)  # where each group's next claim starts
+
+    def order(self) -> list[Lane]:
+        """The lanes in claim order: groups by priority, each group rotated one step further
+        than at the previous claim (fair over the shards of a sharded queue)."""
+        ordered: list[Lane] = []
+        for index, group in enumerate(self._groups):
+            turn = self._turns[index] % len(group)
+            self._turns[index] = turn + 1
+            ordered += group[turn:] + group[:turn]
+        return ordered
 
     def release(self) -> None:
         """A claimed task is done: its slot is free."""
@@ -82,11 +102,12 @@ class Claimer:
                         error)  # fmt: skip
 
     async def _claim(self, wanted: int) -> list[tuple[Lane, bytes]]:
-        """Up to ``wanted`` entries, queues in priority order; blocks in BLMOVE on the first
-        queue when all are empty."""
+        """Up to ``wanted`` entries, queues in priority order (shards in turn); blocks in BLMOVE
+        on the first queue (or the shard whose turn it is) when all are empty."""
         claimed: list[tuple[Lane, bytes]] = []
         single = len(self.lanes) == 1
-        for lane in self.lanes:
+        lanes = self.order()
+        for lane in lanes:
             if (wanted == 1 or self._idle) and single:
                 break  # one queue and one slot, or nothing waited last time: BLMOVE at once
             moved = await asyncio.gather(
@@ -99,7 +120,7 @@ class Claimer:
             self._idle = False
             return claimed
         block = self.block_seconds if single else MULTI_QUEUE_BLOCK_SECONDS
-        first = self.lanes[0]
+        first = lanes[0]
         entry = await self.blocking.run(first.ops.claim_blocking(block))
         # Busy again once BLMOVE returns an entry: the next claim takes a whole batch.
         self._idle = entry is None

@@ -35,9 +35,11 @@ from dothis.store.connection import REDIS_ERRORS, connect_async, redact, resolve
 from dothis.store.execute import AsyncStore
 from dothis.store.ops import Limits, Ops
 from dothis.store.replies import Recovered
+from dothis.store.shards import declare_async
 from dothis.store.topology import check_queues, with_settings
 from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Keys, check_name
 from dothis.wire.records import Claim, worker_record
+from dothis.wire.shards import Shards, expand, groups
 from dothis.worker import tracing
 from dothis.worker.background import Background, Concern
 from dothis.worker.burst import Burst
@@ -84,7 +86,9 @@ def _crash_step() -> str | None:
 
 
 class Worker:
-    """Serves one queue, or several in priority order (``queue=["high", "low"]``)."""
+    """Serves one queue, or several in priority order (``queue=["high", "low"]``); a sharded
+    queue (``Shards("emails", 4)``, or every name with ``shards=4``) is served fairly over its
+    shards (SPEC.md 11.2)."""
 
     # A stop signal repeated within this many seconds is the same stop delivered twice (a
     # supervisor forwarding the SIGTERM a service manager also sent to every process), not a
@@ -93,7 +97,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: str | Sequence[str] = DEFAULT_QUEUE,
+        queue: str | Shards | Sequence[str | Shards] = DEFAULT_QUEUE,
         url: str | None = None,
         *,
         registry: Registry | None = None,
@@ -103,8 +107,12 @@ class Worker:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         cluster: bool | None = None,
+        shards: int | None = None,
     ) -> None:
-        self.queues = [queue] if isinstance(queue, str) else list(dict.fromkeys(queue))
+        served = expand([queue] if isinstance(queue, str | Shards) else list(queue), shards)
+        self.sharded = [item for item in served if isinstance(item, Shards)]
+        self.groups = groups(served)  # claimed in turn within a group, groups in priority order
+        self.queues = [name for group in self.groups for name in group]
         if not self.queues:
             raise ValueError("a worker serves at least one queue")
         self.keys = [Keys(name) for name in self.queues]  # checks every name
@@ -184,6 +192,8 @@ class Worker:
         blocking = AsyncStore(connect_async(self.url, blocking_seconds=self._block_seconds()))
         try:
             await check_redis(self.store.client, self.url)
+            for sharded in self.sharded:  # refuses a shard count other than the declared one
+                await declare_async(self.store.client, sharded)
             await self._with_pools(blocking)
         finally:
             await self.store.client.aclose()
@@ -288,7 +298,7 @@ class Worker:
         background.start()
         self.claimer = Claimer(self.store, blocking, self.lanes,
                                options.concurrency + options.prefetch, self._block_seconds(),
-                               self.url)  # fmt: skip
+                               self.url, [len(group) for group in self.groups])  # fmt: skip
         try:
             assert self._stop_event is not None
             await self.claimer.run(self._stop_event, self._hand_over)
