@@ -5,6 +5,8 @@
  * queue (block-ms for one queue, 0.25 s for several, so a task of a lower queue waits at most that
  * long), on a connection used for nothing else. stop() ends a BLMOVE at once with CLIENT UNBLOCK
  * (which makes it return nil: no entry can be lost); an entry it returned anyway is still handled.
+ * The shards of a sharded queue (SPEC.md 11.2) form one level of equal priority: each claim starts
+ * at the next shard, so every shard is served in turn.
  */
 import { type Link } from '../connection.js';
 import { type Engine } from './engine.js';
@@ -22,11 +24,31 @@ export class Claimer {
   private stopping = false;
   private blockingId: number | null = null;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly levels: QueueKeys[][] = [];
+  /** Where each level's next claim starts. */
+  private readonly turns: number[] = [];
 
+  /** `groups`: how many lanes, in order, make each priority level (default: one each). */
   constructor(private readonly engine: Engine, private readonly blocking: Link, private readonly lanes: QueueKeys[],
-    private readonly handOver: HandOver) {
+    private readonly handOver: HandOver, groups: readonly number[] = lanes.map(() => 1)) {
     this.free = engine.settings.concurrency;
     blocking.redis.on('ready', () => { this.blockingId = null; });
+    let start = 0;
+    for (const size of groups) {
+      this.levels.push(lanes.slice(start, start + size));
+      this.turns.push(0);
+      start += size;
+    }
+    if (start !== lanes.length || this.levels.some((level) => level.length === 0)) throw new RangeError('groups must split the lanes into non-empty runs');
+  }
+
+  /** The lanes in claim order: levels by priority, each rotated one step further than at the previous claim. */
+  order(): QueueKeys[] {
+    return this.levels.flatMap((level, index) => {
+      const turn = (this.turns[index] ?? 0) % level.length;
+      this.turns[index] = turn + 1;
+      return [...level.slice(turn), ...level.slice(0, turn)];
+    });
   }
 
   /** The handlings of claimed entries still under way. */
@@ -86,12 +108,13 @@ export class Claimer {
   }
 
   private async claim(): Promise<{ keys: QueueKeys; entry: Buffer } | null> {
-    for (const keys of this.lanes) {
+    const lanes = this.order();
+    for (const keys of lanes) {
       // LMOVE replies nil when the list is empty (ioredis types the reply as always a Buffer).
       const entry = await this.engine.store.run((redis) => redis.lmoveBuffer(keys.pending, keys.executing, 'RIGHT', 'LEFT') as Promise<Buffer | null>);
       if (entry) return { keys, entry };
     }
-    const [first] = this.lanes;
+    const [first] = lanes;
     if (this.stopping || !first) return null;
     const block = this.lanes.length === 1 ? this.engine.settings.blockMs / 1000 : MULTI_QUEUE_BLOCK_S;
     const entry: Buffer | null = await this.blocking.run(async (redis) => {

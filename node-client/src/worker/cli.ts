@@ -24,6 +24,8 @@ options:
   --url URL               Redis URL (default: $DOTHIS_REDIS_URL, else redis://127.0.0.1:6379/0)
   -q, --queue NAME        a queue to serve; repeat it for several, highest priority first (default: dothis)
   -c, --concurrency N     tasks run at once (default 1)
+  --shards N              serve each queue as one logical queue over N shards, {QUEUE.0} ... {QUEUE.N-1},
+                          claimed in turn; N must match the count the queue is declared with (SPEC.md 11.2)
   --worker-id ID          this worker's id (default: a random UUID)
   --pool thread|inline    where functions run (default thread: one worker thread per try, ended at its timeout)
   --timeout-ms MS         default timeout of a try, for tasks without a timeout field (default: none)
@@ -38,7 +40,7 @@ options:
 `;
 
 const NUMBERS: Record<string, keyof WorkerOptions> = {
-  concurrency: 'concurrency', 'timeout-ms': 'timeout', 'lease-ms': 'leaseMs', 'heartbeat-ms': 'heartbeatMs',
+  concurrency: 'concurrency', shards: 'shards', 'timeout-ms': 'timeout', 'lease-ms': 'leaseMs', 'heartbeat-ms': 'heartbeatMs',
   'reap-ms': 'reapMs', 'max-claims': 'maxClaims', 'max-value-bytes': 'maxValueBytes',
 };
 

@@ -5,6 +5,7 @@ import { checkQueueNames, DEFAULT_URL } from '../connection.js';
 import { InvalidArgumentsError } from '../errors.js';
 import { type ConnectionOptions } from '../options.js';
 import { DEFAULTS } from '../protocol.js';
+import { checkShards, shardName } from '../shards.js';
 import { checkQueueName, describe } from '../validate.js';
 import { type Logger } from './log.js';
 import { type TaskFunction } from './registry.js';
@@ -28,6 +29,11 @@ export interface WorkerOptions extends ConnectionOptions {
   pool?: PoolKind;
   /** Tasks run at once. Default 1. */
   concurrency?: number;
+  /**
+   * Serve each queue as one logical queue over this many shards, `{name.0}` ... (SPEC.md 11.2),
+   * claimed in turn; the count must match the one declared in dothis.shards. Default: none.
+   */
+  shards?: number;
   /** This worker's id. Default: a random UUID. */
   workerId?: string;
   /** Default timeout of a try in ms, for tasks without a `timeout` field. Default: none. */
@@ -58,7 +64,12 @@ export interface WorkerOptions extends ConnectionOptions {
 
 export interface Settings {
   url: string;
+  /** The queues served, each shard of a sharded queue by its own name. */
   queues: string[];
+  /** How many queues, in order, make each priority level (a sharded queue's shards: one level). */
+  groups: number[];
+  /** The sharded queues: logical name and shard count. */
+  sharded: [string, number][];
   pool: PoolKind;
   concurrency: number;
   workerId: string;
@@ -137,11 +148,16 @@ export function resolveOptions(queues: unknown, options: WorkerOptions): Setting
   }
   const url = options.url ?? process.env.DOTHIS_REDIS_URL ?? DEFAULT_URL;
   const connection = { tls: options.tls, cluster: options.cluster };
-  const names = queueNames(queues);
+  const logical = queueNames(queues);
+  const shards = options.shards === undefined ? null : logical.map((name) => checkShards(name, options.shards))[0] ?? null;
+  const names = shards === null ? logical : logical.flatMap((name) => Array.from({ length: shards }, (_, i) => shardName(name, i)));
+  names.forEach((name) => checkQueueName(name));
   checkQueueNames(url, names, connection);
   return {
     url,
     queues: names,
+    groups: logical.map(() => shards ?? 1),
+    sharded: shards === null ? [] : logical.map((name) => [name, shards]),
     pool: poolKind(options),
     concurrency: integer('concurrency', options.concurrency, 1, 1, 10_000),
     workerId,

@@ -12,6 +12,7 @@
 import { Clock } from '../clock.js';
 import { Link } from '../connection.js';
 import { InvalidArgumentsError } from '../errors.js';
+import { declareShards } from '../shards.js';
 import { Claimer } from './claims.js';
 import { checkCancels } from './cancels.js';
 import { letGo, now, type Engine, type Held } from './engine.js';
@@ -160,7 +161,7 @@ export class Worker {
       },
     };
     const heartbeat = new Heartbeat(engine, new Store(beats), this.lanes, (held) => { this.lost(engine, held); });
-    if (!await this.connect(clock, heartbeat)) return;
+    if (!await this.connect(clock, heartbeat, main)) return;
     await warnAboutServer(store, main.url, this.log);
     this.log.info(`worker ${settings.workerId} serving ${this.queues.join(', ')} on ${main.url} (${pool.kind} pool, concurrency ` +
       `${settings.concurrency}) with ${engine.functions.size} function(s): ${[...engine.functions.keys()].sort().join(', ')}`);
@@ -172,7 +173,7 @@ export class Worker {
       firing.start(true);
       loops.push(firing);
     }
-    const claimer = new Claimer(engine, blocking, this.lanes, (keys, entry) => processEntry(engine, keys, entry));
+    const claimer = new Claimer(engine, blocking, this.lanes, (keys, entry) => processEntry(engine, keys, entry), settings.groups);
     this.claimer = claimer;
     if (this.stopRequested) claimer.stop();
     await claimer.run();
@@ -183,14 +184,20 @@ export class Worker {
     this.log.info(`worker ${settings.workerId} stopped`);
   }
 
-  /** Measures the clock and registers, retrying while Redis is unreachable; false when stopped first. */
-  private async connect(clock: Clock, heartbeat: Heartbeat): Promise<boolean> {
+  /**
+   * Measures the clock, declares the shard count of each sharded queue (a count other than the
+   * declared one rejects: InvalidArgumentsError) and registers, retrying while Redis is
+   * unreachable; false when stopped first.
+   */
+  private async connect(clock: Clock, heartbeat: Heartbeat, main: Link): Promise<boolean> {
     for (let delay = 100, failing = false; !this.stopRequested; delay = Math.min(delay * 2, 5000)) {
       try {
         await clock.ready();
+        for (const [name, count] of this.settings.sharded) await declareShards((command) => main.run(command), name, count);
         await heartbeat.register();
         return true;
       } catch (error) {
+        if (error instanceof InvalidArgumentsError) throw error;
         if (!failing) this.log.warning(`cannot start on Redis (${errorText(error)}); retrying with backoff`);
         failing = true;
         await sleep(delay);

@@ -1,20 +1,33 @@
-"""The commands that list and change tasks: ``failed``, ``requeue``, ``cancel``, ``empty`` and
-``purge``."""
+"""The commands that list and change tasks: ``failed``, ``requeue``, ``cancel``, ``delete``,
+``empty`` and ``purge``. On a sharded queue (SPEC.md 11.2: ``--shards N``, or the count the queue
+is declared with in ``dothis.shards``) each acts on every shard, an id in the shard of its id."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 from rich.table import Column, Table
 
-from dothis.cli.common import console, emit_json, json_option, queue_option, url_option
+from dothis.cli.common import (
+    console,
+    emit_json,
+    json_option,
+    open_client,
+    queue_option,
+    url_option,
+)
 from dothis.cli.config import config_option
 from dothis.errors import TaskNotFound
 from dothis.producer.inspection import failed_ids, hash_fields, queue_info
 from dothis.producer.queue import Queue
+from dothis.producer.sharded import ShardedQueue
 from dothis.store.connection import translate_errors
+from dothis.store.shards import declared_count
 from dothis.wire.protocol import Field
+from dothis.wire.shards import MAX_SHARDS, mismatch
 
 REQUEUE_OUTCOMES = {
     "requeued": "requeued",
@@ -28,6 +41,39 @@ FAILED_FIELDS = (Field.FUNCTION, Field.RESULT, Field.FINISHED_CREATED, Field.ERR
 
 yes_option = click.option("--yes", "-y", is_flag=True, allow_from_autoenv=False,
                           help="Do not ask for confirmation.")  # fmt: skip
+shards_option = click.option(
+    "--shards", type=click.IntRange(1, MAX_SHARDS), default=None, envvar="DOTHIS_SHARDS",
+    help="The queue is one logical queue over N shards (SPEC.md 11.2): act on every shard. "
+    "Default: the count the queue is declared with in dothis.shards, if any "
+    "[env DOTHIS_SHARDS].")  # fmt: skip
+
+
+@contextmanager
+def opened(name: str, url: str | None, shards: int | None) -> Iterator[Queue]:
+    """The queue ``name``: sharded over ``shards``, or over the count it is declared with
+    (another count than the declared one is refused: ShardMismatch); a plain queue otherwise."""
+    with open_client(url) as (client, resolved), translate_errors(resolved):
+        declared = declared_count(client, name)
+    if shards is not None and declared is not None and shards != declared:
+        raise mismatch(name, declared, shards)
+    with Queue(name, url, shards=shards or declared) as target:
+        yield target
+
+
+def parts(queue: Queue) -> list[Queue]:
+    """The ordinary queues a queue is made of: its shards, or itself."""
+    return list(queue.parts) if isinstance(queue, ShardedQueue) else [queue]
+
+
+def label(queue: Queue) -> str:
+    if isinstance(queue, ShardedQueue):
+        return f"{queue.name!r} ({queue.sharding.count} shards)"
+    return repr(queue.name)
+
+
+def requeue_failed(queue: Queue, function: str | None = None) -> int:
+    """Requeue every failed task (of ``function``), shard by shard; how many were not."""
+    return sum(requeue_each(part, failed_ids(part, function)) for part in parts(queue))
 
 
 def requeue_each(queue: Queue, task_ids: list[str]) -> int:
@@ -42,12 +88,17 @@ def requeue_each(queue: Queue, task_ids: list[str]) -> int:
 
 def failed_rows(queue: Queue, count: int) -> list[dict[str, Any]]:
     """The newest ``count`` failed tasks: id, function, outcome, finish time, error."""
-    ids = [task.id for task in queue.failed(0, count)]
+    tasks = queue.failed(0, count)
+    found: dict[tuple[str, str], list[str | None]] = {}
     with translate_errors(queue.url):
-        rows = hash_fields(queue.redis, queue.keys, ids, FAILED_FIELDS)
+        for part in parts(queue):
+            ids = [task.id for task in tasks if task.queue.name == part.name]
+            rows = hash_fields(part.redis, part.keys, ids, FAILED_FIELDS)
+            pairs = zip(ids, rows, strict=True)
+            found.update(((part.name, task_id), row) for task_id, row in pairs)
     names = ("function", "outcome", "finished", "error_code", "error_reason")
-    return [{"id": task_id, **dict(zip(names, row, strict=True))}
-            for task_id, row in zip(ids, rows, strict=True)]  # fmt: skip
+    return [{"id": task.id, **dict(zip(names, found[task.queue.name, task.id], strict=True))}
+            for task in tasks]  # fmt: skip
 
 
 @click.command()
@@ -57,20 +108,25 @@ def failed_rows(queue: Queue, count: int) -> list[dict[str, Any]]:
 @click.option("--requeue", "requeue_ids", multiple=True, help="Requeue this failed task id.")
 @click.option("--requeue-all", is_flag=True, help="Requeue every failed task.")
 @click.option("--count", default=20, show_default=True, help="How many to list.")
+@shards_option
 @json_option
 def failed(url: str | None, queue: str, requeue_ids: tuple[str, ...], requeue_all: bool,
-           count: int, as_json: bool) -> None:  # fmt: skip
+           count: int, shards: int | None, as_json: bool) -> None:  # fmt: skip
     """List failed tasks (newest first: failed, cancelled or expired), or requeue them."""
-    with Queue(queue, url) as target:
+    with opened(queue, url, shards) as target:
         if requeue_all or requeue_ids:
-            requeue_each(target, failed_ids(target) if requeue_all else list(requeue_ids))
+            if requeue_all:
+                requeue_failed(target)
+            else:
+                requeue_each(target, list(requeue_ids))
             return
         rows = failed_rows(target, count)
+        title = f"failed in {label(target)}"
     if as_json:
         emit_json(rows)
         return
     table = Table(Column("id", overflow="fold"), Column("finished", overflow="fold"), "function",
-                  "outcome", "error", title=f"failed in {queue}")  # fmt: skip
+                  "outcome", "error", title=title)  # fmt: skip
     for row in rows:
         error = f"{row['error_code']}: {(row['error_reason'] or '')[:100]}"
         table.add_row(row["id"], row["finished"] or "(hash expired)", row["function"] or "-",
@@ -85,18 +141,19 @@ def failed(url: str | None, queue: str, requeue_ids: tuple[str, ...], requeue_al
 @click.argument("task_ids", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Requeue every failed task.")
 @click.option("--function", help="Requeue every failed task of this function.")
+@shards_option
 @click.pass_context
 def requeue(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str, ...],
-            every: bool, function: str | None) -> None:  # fmt: skip
+            every: bool, function: str | None, shards: int | None) -> None:  # fmt: skip
     """Give failed tasks a fresh start: TASK_IDS, --all, or those of --function NAME.
 
     The exit status is 1 when a TASK_ID given was not requeued."""
     if not (task_ids or every or function):
         raise click.UsageError("name task ids, or give --all or --function NAME")
-    with Queue(queue, url) as target:
+    with opened(queue, url, shards) as target:
         refused = requeue_each(target, list(task_ids))
         if every or function:
-            requeue_each(target, failed_ids(target, function))
+            requeue_failed(target, function)
     if refused:
         ctx.exit(1)
 
@@ -106,13 +163,15 @@ def requeue(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str
 @url_option
 @queue_option
 @click.argument("task_ids", nargs=-1, required=True)
+@shards_option
 @click.pass_context
-def cancel(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str, ...]) -> None:
+def cancel(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str, ...],
+           shards: int | None) -> None:  # fmt: skip
     """Cancel tasks: at once if they have not started, by request if they are running.
 
     Every id is tried; the exit status is 1 when any of them is not a task of the queue."""
     missing = 0
-    with Queue(queue, url) as target:
+    with opened(queue, url, shards) as target:
         for task_id in task_ids:
             try:
                 click.echo(f"{task_id}  {target.cancel(task_id)}")
@@ -128,14 +187,16 @@ def cancel(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str,
 @url_option
 @queue_option
 @click.argument("task_ids", nargs=-1, required=True)
+@shards_option
 @click.pass_context
-def delete(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str, ...]) -> None:
+def delete(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str, ...],
+           shards: int | None) -> None:  # fmt: skip
     """Delete tasks that are not running, with every entry of them (SPEC.md 5.17).
 
     A running task is left alone (cancel it first). Every id is tried; the exit status is 1 when
     any of them is running or not a task of the queue."""
     refused = 0
-    with Queue(queue, url) as target:
+    with opened(queue, url, shards) as target:
         for task_id in task_ids:
             try:
                 outcome = target.delete_task(task_id)
@@ -152,13 +213,14 @@ def delete(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str,
 @url_option
 @queue_option
 @yes_option
-def empty(url: str | None, queue: str, yes: bool) -> None:
+@shards_option
+def empty(url: str | None, queue: str, yes: bool, shards: int | None) -> None:
     """Remove every pending task of the queue (and its hash); nothing else is touched."""
-    with Queue(queue, url) as target:
+    with opened(queue, url, shards) as target:
         if not yes:
-            click.confirm(f"Remove the {len(target)} pending task(s) of queue {queue!r}?",
+            click.confirm(f"Remove the {len(target)} pending task(s) of queue {label(target)}?",
                           abort=True)  # fmt: skip
-        click.echo(f"removed {target.empty()} pending task(s) from queue {queue!r}")
+        click.echo(f"removed {target.empty()} pending task(s) from queue {label(target)}")
 
 
 @click.command()
@@ -166,15 +228,17 @@ def empty(url: str | None, queue: str, yes: bool) -> None:
 @url_option
 @queue_option
 @yes_option
-def purge(url: str | None, queue: str, yes: bool) -> None:
+@shards_option
+def purge(url: str | None, queue: str, yes: bool, shards: int | None) -> None:
     """Delete everything of the queue: its lists, registries and task hashes. Workers serving it
     keep running and find it empty."""
-    with Queue(queue, url) as target:
+    with opened(queue, url, shards) as target:
+        name = label(target)
         if not yes:
-            summary = queue_info(target)
-            counts = ", ".join(f"{summary[name]} {name}" for name in
+            summaries = [queue_info(part) for part in parts(target)]
+            counts = ", ".join(f"{sum(one[state] for one in summaries)} {state}" for state in
                                ("pending", "scheduled", "waiting", "executing", "failed",
                                 "succeeded"))  # fmt: skip
-            click.confirm(f"Delete queue {queue!r} and all its tasks ({counts})?", abort=True)
+            click.confirm(f"Delete queue {name} and all its tasks ({counts})?", abort=True)
         target.delete()
-    click.echo(f"deleted queue {queue!r}")
+    click.echo(f"deleted queue {name}")

@@ -39,7 +39,8 @@ async def task_list(request: Request) -> Response:
     found = await dash.read(tasks.page, dash.reader, required(request, "queue"),
                             request.query_params.get("state", "pending"),
                             number(request, "start", 0),
-                            number(request, "count", PAGE_SIZE))  # fmt: skip
+                            number(request, "count", PAGE_SIZE),
+                            number(request, "shard", 0))  # fmt: skip
     return reply(found)
 
 

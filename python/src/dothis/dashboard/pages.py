@@ -51,12 +51,14 @@ async def tasks_page(request: Request) -> Response:
     state = request.query_params.get("state", "pending")
     start = number(request, "start", 0)
     count = number(request, "count", PAGE_SIZE)
-    found = await dash.read(tasks.page, dash.reader, queue, state, start, count)
+    shard = number(request, "shard", 0)
+    found = await dash.read(tasks.page, dash.reader, queue, state, start, count, shard)
     if request.query_params.get("partial"):
         return dash.render(request, "tasks_table.html", page=found)
-    shown = await dash.read(overview.counts, dash.reader, [queue])
+    listed = found["queue"]  # on a sharded queue, the shard shown
+    shown = await dash.read(overview.counts, dash.reader, [listed])
     return dash.render(request, "tasks.html", page=found, states=tasks.LIST_STATES,
-                       counts=shown[queue], title=f"{queue}: {state}")  # fmt: skip
+                       counts=shown[listed], title=f"{listed}: {state}")  # fmt: skip
 
 
 async def task_page(request: Request) -> Response:

@@ -3,6 +3,7 @@
 A page costs O(page size): LRANGE or ZRANGE with the page's offsets on the state's list or sorted
 set, then one HMGET per task on the page, pipelined; the total is LLEN or ZCARD. Nothing ever reads
 a whole list. The search reads a bounded window: the newest ``SEARCH_WINDOW`` entries of each.
+The lists of a sharded queue (SPEC.md 11.2) are read shard by shard: a page is one shard's.
 """
 
 from __future__ import annotations
@@ -85,9 +86,23 @@ def _row(task_id: str, values: list[str | None], score: float | None) -> dict[st
             "exists": any(value is not None for value in values)}  # fmt: skip
 
 
-def page(reader: Reader, queue: str, state: str, start: int = 0, count: int = 50
-         ) -> dict[str, Any]:  # fmt: skip
-    """One page of the tasks in ``state``: ``total``, ``start``, ``count`` and ``rows``."""
+def page(reader: Reader, queue: str, state: str, start: int = 0, count: int = 50,
+         shard: int = 0) -> dict[str, Any]:  # fmt: skip
+    """One page of the tasks in ``state``: ``total``, ``start``, ``count`` and ``rows``; of
+    shard ``shard`` of a sharded queue (``queue``: the shard's name, ``sharded``: the logical
+    name, the shard and the shard count; None on another queue)."""
+    shards = reader.shard_count(queue)
+    sharded = None
+    if shards is not None:
+        if not 0 <= shard < shards:
+            raise InvalidArguments(f"queue {queue!r} has shards 0 to {shards - 1}, not {shard}")
+        sharded = {"name": queue, "shard": shard, "count": shards}
+        queue = reader.parts(queue, shards)[shard]
+    found = _page(reader, queue, state, start, count)
+    return {**found, "sharded": sharded}
+
+
+def _page(reader: Reader, queue: str, state: str, start: int, count: int) -> dict[str, Any]:
     keys = reader.queue(queue).keys
     start, count = max(0, start), min(max(1, count), MAX_PAGE)
     total, entries = _entries(reader, keys, check_state(state), start, count)
@@ -111,9 +126,10 @@ def page(reader: Reader, queue: str, state: str, start: int = 0, count: int = 50
 
 def detail(reader: Reader, queue: str, task_id: str) -> dict[str, Any] | None:
     """Every field of the task's hash, decoded, with the links and timings a person wants;
-    None when there is no such hash."""
-    keys = reader.queue(queue).keys
+    None when there is no such hash. On a sharded queue, the task of the shard of its id."""
     check_id(task_id)
+    queue = reader.home(queue, task_id)
+    keys = reader.queue(queue).keys
     pipe = reader.client.pipeline(transaction=False)
     pipe.hgetall(keys.task(task_id))
     pipe.ttl(keys.task(task_id))
@@ -191,12 +207,17 @@ def _window(reader: Reader, keys: Keys, window: int) -> list[tuple[str, str]]:
 def search(reader: Reader, queue: str, function: str = "", args: str = "",
            window: int = SEARCH_WINDOW, limit: int = 200) -> dict[str, Any]:  # fmt: skip
     """Tasks whose function is ``function`` (exactly; empty: any) and whose args contain
-    ``args`` (a substring; empty: any), among the newest ``window`` of each list."""
-    keys = reader.queue(queue).keys
-    candidates = _window(reader, keys, window)
-    with translate_errors(reader.url):
-        rows = hash_fields(reader.client, keys, [task_id for task_id, _ in candidates],
-                           [str(f) for f in SEARCH_FIELDS])  # fmt: skip
+    ``args`` (a substring; empty: any), among the newest ``window`` of each list (of each
+    shard of a sharded queue)."""
+    candidates: list[tuple[str, str]] = []
+    rows: list[list[str | None]] = []
+    for part in reader.parts(queue, reader.shard_count(queue)):
+        keys = reader.queue(part).keys
+        found = _window(reader, keys, window)
+        with translate_errors(reader.url):
+            rows += hash_fields(reader.client, keys, [task_id for task_id, _ in found],
+                                [str(f) for f in SEARCH_FIELDS])  # fmt: skip
+        candidates += found
     matches = []
     for (task_id, where), (name, task_args, state, result) in zip(candidates, rows, strict=True):
         if function and name != function:
