@@ -113,6 +113,9 @@ def begin(entry: bytes, ctx: Context) -> Flow[Begun | list[str]]:
     except REDIS_ERRORS as error:
         log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
         reply = yield from _after_lost_start(task_id, ctx)
+    except REDIS_OR_REPLY_ERRORS as error:  # refused (an ACL rule, OOM): a fault, not the task's
+        report(log, error, "cannot start %s", task_id)  # one line per fault episode
+        reply = yield from _after_lost_start(task_id, ctx)
     yield Step("started")
     if isinstance(reply, Rejected):
         yield from _reject(entry, reply.code, reply.reason, ctx)
@@ -287,7 +290,7 @@ def _after_lost_start(task_id: str, ctx: Context) -> Flow[Started | Refused | Sk
             if state != b"executing" or worker != ctx.worker_id.encode() or claims is None:
                 return Skipped("start did not run for this worker: the reaper handles the entry")
             fields = yield ctx.ops.read_task(task_id)
-        except REDIS_ERRORS as error:
+        except REDIS_OR_REPLY_ERRORS as error:
             log.warning("cannot read the hash of %s (%s); retrying", task_id, error)
             yield Sleep(delay)
             delay = min(delay * 2, 5.0)
