@@ -4,7 +4,7 @@ is declared with in ``dothis.shards``) each acts on every shard, an id in the sh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -158,6 +158,21 @@ def requeue(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str
         ctx.exit(1)
 
 
+def _each(task_ids: tuple[str, ...], act: Callable[[str], str], queue: str) -> list[str]:
+    """``act`` on every id, one line each (``not found in queue ...`` for a missing task); the
+    outcomes, ``not found`` for those."""
+    outcomes: list[str] = []
+    for task_id in task_ids:
+        try:
+            outcome = act(task_id)
+            click.echo(f"{task_id}  {outcome}")
+        except TaskNotFound:
+            outcome = "not found"
+            click.echo(f"{task_id}  not found in queue {queue!r}")
+        outcomes.append(outcome)
+    return outcomes
+
+
 @click.command()
 @config_option(None)
 @url_option
@@ -170,15 +185,9 @@ def cancel(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str,
     """Cancel tasks: at once if they have not started, by request if they are running.
 
     Every id is tried; the exit status is 1 when any of them is not a task of the queue."""
-    missing = 0
     with opened(queue, url, shards) as target:
-        for task_id in task_ids:
-            try:
-                click.echo(f"{task_id}  {target.cancel(task_id)}")
-            except TaskNotFound:
-                missing += 1
-                click.echo(f"{task_id}  not found in queue {queue!r}")
-    if missing:
+        outcomes = _each(task_ids, target.cancel, queue)
+    if "not found" in outcomes:
         ctx.exit(1)
 
 
@@ -195,16 +204,9 @@ def delete(ctx: click.Context, url: str | None, queue: str, task_ids: tuple[str,
 
     A running task is left alone (cancel it first). Every id is tried; the exit status is 1 when
     any of them is running or not a task of the queue."""
-    refused = 0
     with opened(queue, url, shards) as target:
-        for task_id in task_ids:
-            try:
-                outcome = target.delete_task(task_id)
-            except TaskNotFound:
-                outcome = f"not found in queue {queue!r}"
-            refused += outcome != "deleted"
-            click.echo(f"{task_id}  {outcome}")
-    if refused:
+        outcomes = _each(task_ids, target.delete_task, queue)
+    if any(outcome != "deleted" for outcome in outcomes):
         ctx.exit(1)
 
 

@@ -47,33 +47,36 @@ def requeue_function(queue: Queue, ids: Sequence[str], function: str) -> Done:
     return _requeue(queue, failed_ids(queue, function))
 
 
-def cancel(queue: Queue, ids: Sequence[str], function: str) -> Done:
+def _each(ids: Sequence[str], act: Callable[[str], str], verb: str) -> list[str]:
+    """``act`` on every selected id: its outcome, or ``not found``."""
     if not ids:
-        raise InvalidArguments("select at least one task to cancel")
+        raise InvalidArguments(f"select at least one task to {verb}")
     outcomes: list[str] = []
     for task_id in ids:
         try:
-            outcomes.append(queue.cancel(check_id(task_id)))
+            outcomes.append(act(check_id(task_id)))
         except TaskNotFound:
             outcomes.append("not found")
-    summary = ", ".join(f"{outcomes.count(name)} {name}" for name in dict.fromkeys(outcomes))
+    return outcomes
+
+
+def _summary(outcomes: list[str]) -> str:
+    return ", ".join(f"{outcomes.count(name)} {name}" for name in dict.fromkeys(outcomes))
+
+
+def cancel(queue: Queue, ids: Sequence[str], function: str) -> Done:
+    outcomes = _each(ids, queue.cancel, "cancel")
     changed = outcomes.count("cancelled") + outcomes.count("requested")
-    return Done(f"cancel in queue {queue.name!r}: {summary}", changed, len(ids) - changed)
+    return Done(f"cancel in queue {queue.name!r}: {_summary(outcomes)}", changed,
+                len(ids) - changed)  # fmt: skip
 
 
 def delete(queue: Queue, ids: Sequence[str], function: str) -> Done:
-    if not ids:
-        raise InvalidArguments("select at least one task to delete")
-    outcomes: list[str] = []
-    for task_id in ids:
-        try:
-            outcomes.append(queue.delete_task(check_id(task_id)))
-        except TaskNotFound:
-            outcomes.append("not found")
-    summary = ", ".join(f"{outcomes.count(name)} {name}" for name in dict.fromkeys(outcomes))
+    outcomes = _each(ids, queue.delete_task, "delete")
     note = " (a running task is not deleted: cancel it first)" if "running" in outcomes else ""
     changed = outcomes.count("deleted")
-    return Done(f"delete in queue {queue.name!r}: {summary}{note}", changed, len(ids) - changed)
+    return Done(f"delete in queue {queue.name!r}: {_summary(outcomes)}{note}", changed,
+                len(ids) - changed)  # fmt: skip
 
 
 def empty(queue: Queue, ids: Sequence[str], function: str) -> Done:
