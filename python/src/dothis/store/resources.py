@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-_PACKAGED = Path(__file__).parent / "_protocol"
+_PACKAGED = Path(__file__).resolve().parents[1] / "_protocol"  # dothis/_protocol in a wheel
 _REPOSITORY = Path(__file__).resolve().parents[4]
 
 
