@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 Middleware = Callable[["TaskContext"], AbstractContextManager[Any]]
@@ -57,7 +57,11 @@ class TaskContext:
 
     def to_message(self) -> dict[str, Any]:
         """As JSON-ready data, for a child process."""
-        return {**asdict(self), "fields": dict(self.fields)}
+        # Not dataclasses.asdict: it deep-copies every field, on the path of every try.
+        return {"id": self.id, "queue": self.queue, "function": self.function,
+                "try_number": self.try_number, "attempts": self.attempts,
+                "worker_id": self.worker_id, "claims": self.claims,
+                "fields": dict(self.fields)}  # fmt: skip
 
     @classmethod
     def from_message(cls, data: Mapping[str, Any]) -> TaskContext:

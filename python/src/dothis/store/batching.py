@@ -24,15 +24,21 @@ class Batcher:
         self.limit = limit
         self._queued: list[Queued] = []
         self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
 
     async def send(self, script: str | None, command: tuple[Any, ...]) -> Any:
         """``command`` as sent; ``script`` names the script of an EVALSHA, else None."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        return await self.submit(script, command)
+
+    def submit(self, script: str | None, command: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue ``command`` now (it goes in the next pipeline); the future of its reply."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((script, command, future))
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
+            self._flusher = loop.create_task(self._flush())  # referenced while it runs
+        return future
 
     async def _flush(self) -> None:
         try:

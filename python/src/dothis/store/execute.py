@@ -6,6 +6,7 @@ worker and batches concurrent requests into pipelines.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
@@ -16,7 +17,7 @@ from dothis.store.acl import explain_noperm
 from dothis.store.batching import Batcher
 from dothis.store.connection import AsyncClient, SyncClient
 from dothis.store.ops import Command, ScriptCall
-from dothis.store.scripts import register
+from dothis.store.scripts import Scripts, register
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ def _denied(error: BaseException, request: ScriptCall[Any] | Command[Any]) -> Ba
 class SyncStore:
     def __init__(self, client: SyncClient) -> None:
         self.client = client
-        self.scripts = register(client)
+        self.scripts = Scripts(client)  # each registered at its first use
 
     def run(self, request: ScriptCall[T] | Command[T]) -> T:
         try:
@@ -66,14 +67,27 @@ class AsyncStore:
         self.batch = Batcher(client, self.scripts)
 
     async def run(self, request: ScriptCall[T] | Command[T]) -> T:
-        if isinstance(request, ScriptCall):
-            sha = self.scripts[request.script].sha
-            command = ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
-            name: str | None = request.script
-        else:
-            command, name = request.args, None
         try:
-            raw = await self.batch.send(name, command)
+            raw = await self.batch.submit(*self._command(request))
         except redis.exceptions.ResponseError as error:
             raise _denied(error, request) from error
         return request.parse(raw)
+
+    async def run_many(self, requests: Sequence[ScriptCall[Any] | Command[Any]]) -> list[Any]:
+        """Requests queued together (they share a pipeline); each reply parsed, or the
+        exception it raised."""
+        futures = [self.batch.submit(*self._command(request)) for request in requests]
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        return [_denied(reply, request) if isinstance(reply, redis.exceptions.ResponseError)
+                else reply if isinstance(reply, BaseException) else request.parse(reply)
+                for request, reply in zip(requests, replies, strict=True)]  # fmt: skip
+
+    def _command(
+        self, request: ScriptCall[Any] | Command[Any]
+    ) -> tuple[str | None, tuple[Any, ...]]:
+        """The script's name (None for a plain command) and the command as sent."""
+        if isinstance(request, ScriptCall):
+            sha = self.scripts[request.script].sha
+            return request.script, ("EVALSHA", sha, len(request.keys), *request.keys,
+                                    *request.args)  # fmt: skip
+        return None, tuple(request.args)

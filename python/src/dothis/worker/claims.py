@@ -2,8 +2,10 @@
 in priority order over the worker's queues, and hands each to the worker. The shards of a sharded
 queue (SPEC.md 11.2) form one group of equal priority: each claim starts at the next shard.
 
-A slot is a claimed task not yet done: ``concurrency + prefetch`` of them. An idle worker blocks
-in BLMOVE for one entry; a busy one claims every free slot in one pipelined round trip.
+A slot is a claimed task whose try has not ended: ``concurrency + prefetch`` of them. A slot frees
+as its try ends, before the outcome is written, so the claim of the next entry goes out in the
+same pipeline as the finish of the last one. A busy worker claims every free slot in one pipelined
+round trip; one that found nothing blocks in BLMOVE for one entry (on its own connection).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Claimer:
         self.store = store
         self.blocking = blocking
         self.lanes = lanes
-        self.slots = asyncio.Semaphore(slots)
+        self.free = slots  # slots not holding a claimed task
+        self._freed = asyncio.Event()  # set when a slot frees (or the worker stops)
         self.block_seconds = block_seconds
         self.url = url
         self._idle = True  # the last claim found nothing: block for one entry, do not batch
@@ -63,23 +66,35 @@ class Claimer:
         return ordered
 
     def release(self) -> None:
-        """A claimed task is done: its slot is free."""
-        self.slots.release()
+        """A claimed task's try is over: its slot is free."""
+        self.free += 1
+        self._freed.set()
 
     async def run(self, stopped: asyncio.Event, hand_over: Callable[[Lane, bytes], None]) -> None:
         """Claim until ``stopped`` is set; each claimed entry goes to ``hand_over``."""
+        watch = asyncio.ensure_future(stopped.wait())
+        watch.add_done_callback(lambda _: self._freed.set())
+        try:
+            await self._claim_until(stopped, hand_over)
+        finally:
+            watch.cancel()
+
+    async def _claim_until(
+        self, stopped: asyncio.Event, hand_over: Callable[[Lane, bytes], None]
+    ) -> None:
         delay, outage = 0.1, None
         loop = asyncio.get_running_loop()
-        while await self._free_slot(stopped):
-            wanted = 1
-            while not self.slots.locked() and wanted < CLAIM_BATCH:
-                await self.slots.acquire()  # free at once: no wait
-                wanted += 1
+        while not stopped.is_set():
+            if self.free == 0:
+                self._freed.clear()
+                await self._freed.wait()
+                continue
+            wanted = min(self.free, CLAIM_BATCH)
+            self.free -= wanted
             try:
                 claimed = await self._claim(wanted)
             except REDIS_OR_REPLY_ERRORS as error:
-                for _ in range(wanted):
-                    self.slots.release()
+                self.free += wanted
                 if outage is None:  # one line per outage, not one per retry
                     outage = loop.time()
                     self._log_outage(error)
@@ -89,8 +104,7 @@ class Claimer:
             if outage is not None:
                 log.warning("claiming again after %.1f s", loop.time() - outage)
                 delay, outage = 0.1, None
-            for _ in range(wanted - len(claimed)):
-                self.slots.release()
+            self.free += wanted - len(claimed)
             for lane, entry in claimed:
                 hand_over(lane, entry)
 
@@ -108,12 +122,16 @@ class Claimer:
         single = len(self.lanes) == 1
         lanes = self.order()
         for lane in lanes:
-            if (wanted == 1 or self._idle) and single:
-                break  # one queue and one slot, or nothing waited last time: BLMOVE at once
-            moved = await asyncio.gather(
-                *(self.store.run(lane.ops.claim()) for _ in range(wanted - len(claimed)))
-            )
-            claimed += [(lane, entry) for entry in moved if entry is not None]
+            if self._idle and single:
+                break  # one queue, and nothing waited last time: BLMOVE at once
+            count = wanted - len(claimed)
+            moved = await self.store.run_many([lane.ops.claim()] * count)
+            entries = [entry for entry in moved if isinstance(entry, bytes)]
+            if not entries and not claimed:
+                problems = [entry for entry in moved if isinstance(entry, BaseException)]
+                if problems:
+                    raise problems[0]
+            claimed += [(lane, entry) for entry in entries]
             if len(claimed) == wanted:
                 return claimed
         if claimed:
@@ -125,19 +143,3 @@ class Claimer:
         # Busy again once BLMOVE returns an entry: the next claim takes a whole batch.
         self._idle = entry is None
         return [] if entry is None else [(first, entry)]
-
-    async def _free_slot(self, stopped: asyncio.Event) -> bool:
-        """Wait for a free slot; False once the worker is stopping (even while slots are busy)."""
-        if stopped.is_set():
-            return False
-        acquire = asyncio.ensure_future(self.slots.acquire())
-        stopping = asyncio.ensure_future(stopped.wait())
-        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            return False
-        if stopped.is_set():
-            self.slots.release()
-            return False
-        return True

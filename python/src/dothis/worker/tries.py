@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import Executor
-from contextlib import suppress
 
 from dothis.engine.checks import Invocation
 from dothis.engine.flow import RunTry
@@ -30,6 +29,19 @@ from dothis.worker.pool import ProcessPool
 from dothis.worker.threads import ThreadPool
 
 CancelToken = tuple[Ops, str]
+
+
+class Stop:
+    """Stops one try: ``set()`` cancels it while it runs, or keeps it from starting."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.running: asyncio.Future[TryResult] | None = None
+
+    def set(self) -> None:
+        self.requested = True
+        if self.running is not None:
+            self.running.cancel()
 
 
 class Tries:
@@ -56,8 +68,8 @@ class Tries:
         )
         self.max_value_bytes = max_value_bytes
         self.running = 0
-        # Tries that may be cancelled: (the queue's ops, task id) -> set when cancel is requested.
-        self.cancels: dict[CancelToken, asyncio.Event] = {}
+        # Tries that may be cancelled: (the queue's ops, task id) -> its Stop, set to stop it.
+        self.cancels: dict[CancelToken, Stop] = {}
 
     async def run(self, ops: Ops, request: RunTry) -> TryResult:
         invocation = request.invocation
@@ -65,12 +77,14 @@ class Tries:
         if timeout is None:
             timeout = self.default_timeout
         token = (ops, request.claim.task_id)
-        cancel = self.cancels[token] = asyncio.Event()
+        stop = self.cancels[token] = Stop()
         try:
             async with self.slots:
+                if stop.requested:  # cancelled while it waited for a slot
+                    return Stopped()
                 self.running += 1
                 try:
-                    result = await self._watched(invocation, timeout, cancel)
+                    result = await self._watched(invocation, timeout, stop)
                 finally:
                     self.running -= 1
         finally:
@@ -78,21 +92,23 @@ class Tries:
         return within_limit(result, self.max_value_bytes)
 
     async def _watched(
-        self, invocation: Invocation, timeout: float | None, cancel: asyncio.Event
+        self, invocation: Invocation, timeout: float | None, stop: Stop
     ) -> TryResult:
-        running = asyncio.ensure_future(self._invoke(invocation, timeout))
-        cancelled = asyncio.ensure_future(cancel.wait())
-        await asyncio.wait({running, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-        cancelled.cancel()
-        if not running.done():
-            running.cancel()  # a child process is killed; a thread is abandoned (runs on)
-            with suppress(asyncio.CancelledError, TimeoutError):
-                await running
-            return Stopped()
+        """The try in a task of its own, which ``stop`` cancels (a child process is killed; a
+        thread is abandoned and runs on)."""
+        running = stop.running = asyncio.ensure_future(self._invoke(invocation, timeout))
         try:
-            return running.result()
+            return await running
         except TimeoutError:
             return TimedOut(timeout)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if stop.requested and (current is None or not current.cancelling()):
+                return Stopped()
+            running.cancel()  # the worker itself is being cancelled
+            raise
+        finally:
+            stop.running = None
 
     async def _invoke(self, invocation: Invocation, timeout: float | None) -> TryResult:
         function, args = invocation.function, invocation.args

@@ -131,6 +131,7 @@ class Worker:
         self._stop_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[asyncio.Task[Any], tuple[Lane, bytes]] = {}
+        self._slot_freed: set[asyncio.Task[Any]] = set()  # jobs whose try is over
         self._crash_at = _crash_step()
         self._stop_signalled = 0.0
         self.lanes: list[Lane] = []
@@ -323,7 +324,15 @@ class Worker:
 
     async def _run_try(self, ops: Ops | None, request: RunTry) -> TryResult:
         assert ops is not None, "a flow without a lane asked for a try"
-        return await self.tries.run(ops, request)
+        try:
+            return await self.tries.run(ops, request)
+        finally:
+            # The try is over: its slot frees now, so the next claim shares the pipeline of
+            # this task's finish.
+            job = asyncio.current_task()
+            if job in self._running and job not in self._slot_freed:
+                self._slot_freed.add(job)
+                self.claimer.release()
 
     def _done(self, job: asyncio.Task[Any]) -> None:
         lane, entry = self._running.pop(job, (None, b""))
@@ -331,7 +340,10 @@ class Worker:
         if lane is not None and task_id is not None:  # however its handling ended
             self.heartbeat.release(lane.ops, task_id)
             self.running.forget(lane.keys.queue, task_id)
-        self.claimer.release()
+        if job in self._slot_freed:
+            self._slot_freed.discard(job)
+        else:
+            self.claimer.release()
         if self._wakeup is not None:
             self._wakeup.set()
         if not job.cancelled() and job.exception() is not None:
