@@ -2,13 +2,22 @@
 
 Under load the worker's start, finish and retry calls for many tasks share one round trip each;
 with a single request in flight nothing waits (it is sent at once when no pipeline is out).
+
+A batch goes out as one write of commands packed by hiredis, on one connection of the client's
+pool, and its replies are read back in order: none of the per-command bookkeeping of a redis-py
+pipeline, which costs more than the round trip once many tasks share it. A cluster client (whose
+commands go to the node of their slot) uses a redis-py pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Mapping
 from typing import Any
 
+import redis.exceptions
+from hiredis import pack_command as _hiredis_pack
 from redis.asyncio import Redis as AsyncClient
 from redis.exceptions import NoScriptError
 
@@ -16,7 +25,7 @@ Queued = tuple[Any, tuple[Any, ...], asyncio.Future[Any]]
 
 
 class Batcher:
-    """Sends raw commands (EVALSHA included) in pipelines; ``scripts`` reloads on NOSCRIPT."""
+    """Sends raw commands (EVALSHA included) in batches; ``scripts`` reloads on NOSCRIPT."""
 
     def __init__(self, client: AsyncClient, scripts: dict[str, Any], limit: int = 500) -> None:
         self.client = client
@@ -25,13 +34,16 @@ class Batcher:
         self._queued: list[Queued] = []
         self._flushing = False
         self._flusher: asyncio.Task[None] | None = None
+        pool = getattr(client, "connection_pool", None)
+        self._direct = isinstance(client, AsyncClient) and pool is not None
+        self._timeout: float | None = pool.connection_kwargs.get("socket_timeout") if pool else None
 
     async def send(self, script: str | None, command: tuple[Any, ...]) -> Any:
         """``command`` as sent; ``script`` names the script of an EVALSHA, else None."""
         return await self.submit(script, command)
 
     def submit(self, script: str | None, command: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Queue ``command`` now (it goes in the next pipeline); the future of its reply."""
+        """Queue ``command`` now (it goes in the next batch); the future of its reply."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((script, command, future))
@@ -49,13 +61,10 @@ class Batcher:
             self._flushing = False
 
     async def _send(self, batch: list[Queued]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for _, command, _ in batch:
-            # EVALSHA itself: a pipeline of Script objects first asks SCRIPT EXISTS, one more
-            # round trip per batch. NOSCRIPT replies are handled below.
-            pipe.execute_command(*command)
+        commands = [command for _, command, _ in batch]
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await (self._direct_replies(commands) if self._direct
+                             else self._pipeline_replies(commands))  # fmt: skip
         except Exception as error:  # the connection failed: every caller hears of it
             for *_, future in batch:
                 if not future.done():
@@ -76,3 +85,53 @@ class Batcher:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+    async def _pipeline_replies(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            # EVALSHA itself: a pipeline of Script objects first asks SCRIPT EXISTS, one more
+            # round trip per batch. NOSCRIPT replies are handled by the caller.
+            pipe.execute_command(*command)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    async def _direct_replies(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """One write, then each reply in order (a refusal as its ResponseError), with the
+        client's response callbacks applied as redis-py applies them."""
+        pool: Any = self.client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await connection.send_packed_command(_pack(connection, commands),
+                                                     check_health=False)  # fmt: skip
+                return [await _reply(connection, command, self.client.response_callbacks)
+                        for command in commands]  # fmt: skip
+        except TimeoutError:
+            await connection.disconnect(nowait=True)
+            raise redis.exceptions.TimeoutError("Timeout reading from socket") from None
+        except BaseException:
+            await connection.disconnect(nowait=True)  # replies may be left unread on it
+            raise
+        finally:
+            await pool.release(connection)
+
+
+def _pack(connection: Any, commands: list[tuple[Any, ...]]) -> bytes:
+    parts = []
+    for command in commands:
+        try:
+            parts.append(_hiredis_pack(command))
+        except (TypeError, ValueError):  # an argument hiredis does not take: redis-py's encoder
+            parts.append(b"".join(connection.pack_command(*command)))
+    return b"".join(parts)
+
+
+async def _reply(connection: Any, command: tuple[Any, ...],
+                 callbacks: Mapping[Any, Any]) -> Any:  # fmt: skip
+    try:
+        reply = await connection.read_response(timeout=math.inf)  # the batch's timeout holds
+    except redis.exceptions.ResponseError as error:
+        return error
+    name = command[0]
+    callback = callbacks.get(name.upper() if isinstance(name, str) else name.decode().upper())
+    return reply if callback is None else callback(reply)
