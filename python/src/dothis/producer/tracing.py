@@ -7,12 +7,15 @@ The fields are W3C Trace Context by protocol, whatever propagator the applicatio
 (B3, say), so the W3C propagator writes them, not the global one. No span of its own: the fields
 are built before the write and before the other tasks of an ``enqueue_many`` are checked, so such
 a span could describe a task never written; the Node client does the same (src/tracing.ts).
-OpenTelemetry is imported at the first enqueue, not with ``dothis``.
+OpenTelemetry is never imported here for its own sake: a span can be active only in a process
+that imported ``opentelemetry.trace`` (every way of starting or attaching one goes through it), so
+until it is loaded no trace is under way and nothing needs it (a ``dothis enqueue`` spares it).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from typing import TYPE_CHECKING
 
 from dothis.wire.protocol import Field
@@ -26,6 +29,8 @@ FIELDS = (Field.TRACEPARENT, Field.TRACESTATE)
 def trace_fields() -> list[str]:
     """``[traceparent, <value>, tracestate, <value>]`` of the active span (each pair only when it
     has a value); empty outside a trace."""
+    if "opentelemetry.trace" not in sys.modules:
+        return []
     from opentelemetry import trace
 
     if not trace.get_current_span().get_span_context().is_valid:
