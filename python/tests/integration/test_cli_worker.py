@@ -122,3 +122,15 @@ def test_dothis_metrics_serves_queue_gauges(url: str, queue_name: str) -> None:
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+def test_prefetch_is_auto_unless_given_a_count() -> None:
+    from dothis.cli.worker import PREFETCH
+
+    assert PREFETCH.convert("auto", None, None) is None
+    assert PREFETCH.convert("0", None, None) == 0
+    assert PREFETCH.convert("12", None, None) == 12
+    result = CliRunner().invoke(main, ["worker", "--prefetch", "lots", "dothis.examples"],
+                                env={"DOTHIS_CONFIG": None})  # fmt: skip
+    assert result.exit_code == 2
+    assert "'lots' is neither a count of tasks (0 or more) nor auto" in result.output

@@ -20,6 +20,7 @@ from dothis.errors import DothisError, InvalidArguments
 from dothis.producer.sharded import ShardedQueue
 from dothis.wire.shards import SHARDS_REGISTRY, ShardMismatch, Shards, shard_name, shard_of
 from dothis.worker.claims import Claimer
+from dothis.worker.prefetch import Prefetch
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,8 @@ def test_the_shard_of_an_id() -> None:
 
 def test_claims_rotate_over_the_shards_of_a_group() -> None:
     lanes = [object() for _ in range(4)]
-    claimer = Claimer(None, None, lanes, 1, 1.0, "", groups=[1, 3])  # type: ignore[arg-type]
+    claimer = Claimer(None, None, lanes, 1, Prefetch(0, 1), 1.0, "",  # type: ignore[arg-type]
+                      groups=[1, 3])  # fmt: skip
     first = [lanes.index(lane) for lane in claimer.order()]
     second = [lanes.index(lane) for lane in claimer.order()]
     third = [lanes.index(lane) for lane in claimer.order()]

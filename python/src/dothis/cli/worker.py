@@ -27,12 +27,34 @@ from dothis.worker.options import POOLS
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(WorkerOptions)}
 
 
+class PrefetchType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A count of tasks, or ``auto`` (None)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or value == "auto":
+            return None
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            count = -1
+        if count < 0:
+            self.fail(f"{value!r} is neither a count of tasks (0 or more) nor auto", param, ctx)
+        return count
+
+
+PREFETCH = PrefetchType()
+
+
 # The flags that set a WorkerOptions field each, with that field's own default: (field, extra
 # flag declarations, click settings).
 TUNING: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
     ("concurrency", ("-c",), {"help": "Tasks run at once."}),
-    ("prefetch", (), {"help": "Tasks claimed ahead of free slots (they wait in executing, owned "
-                      "by this worker, and are recovered if it dies)."}),
+    ("prefetch", (), {"type": PREFETCH, "default": "auto", "help": "Tasks claimed ahead of "
+                      "free slots (they wait in executing, owned by this worker, and are "
+                      "recovered if it dies); auto: as many as it starts within 50 ms at its "
+                      "recent pace (none while its tasks are slow)."}),
     ("pool", (), {"type": click.Choice(POOLS), "help": "Where plain functions run: child "
                   "processes (a try can be stopped at its timeout), threads, or inline on the "
                   "worker's event loop (fastest; for short functions only: timeouts are not "
@@ -71,7 +93,7 @@ def with_tuning(command: F) -> F:
     for name, decls, settings in reversed(TUNING):
         flag = "--" + name.replace("_", "-")
         option = click.option(
-            flag, *decls, name, default=DEFAULTS[name], **{"show_default": True, **settings}
+            flag, *decls, name, **{"default": DEFAULTS[name], "show_default": True, **settings}
         )
         command = option(command)
     return command

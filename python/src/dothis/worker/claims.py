@@ -2,7 +2,8 @@
 in priority order over the worker's queues, and hands each to the worker. The shards of a sharded
 queue (SPEC.md 11.2) form one group of equal priority: each claim starts at the next shard.
 
-A slot is a claimed task whose try has not ended: ``concurrency + prefetch`` of them. A slot frees
+A slot is a claimed task whose try has not ended: ``concurrency`` of them, plus the prefetch
+(worker/prefetch.py), which may change as the worker goes. A slot frees
 as its try ends, before the outcome is written, so the claim of the next entry goes out in the
 same pipeline as the finish of the last one. A busy worker claims every free slot in one pipelined
 round trip; one that found nothing blocks in BLMOVE for one entry (on its own connection).
@@ -20,6 +21,7 @@ from dothis.store.connection import REDIS_OR_REPLY_ERRORS, redact
 from dothis.store.execute import AsyncStore
 from dothis.store.faults import report
 from dothis.worker.lane import Lane
+from dothis.worker.prefetch import Prefetch
 
 log = logging.getLogger("dothis.worker")
 
@@ -33,7 +35,8 @@ class Claimer:
         store: AsyncStore,
         blocking: AsyncStore,
         lanes: list[Lane],
-        slots: int,
+        concurrency: int,
+        prefetch: Prefetch,
         block_seconds: float,
         url: str,
         groups: list[int] | None = None,
@@ -42,7 +45,9 @@ class Claimer:
         self.store = store
         self.blocking = blocking
         self.lanes = lanes
-        self.free = slots  # slots not holding a claimed task
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.held = 0  # claimed tasks whose try has not ended
         self._freed = asyncio.Event()  # set when a slot frees (or the worker stops)
         self.block_seconds = block_seconds
         self.url = url
@@ -65,9 +70,13 @@ class Claimer:
             ordered += group[turn:] + group[:turn]
         return ordered
 
+    @property
+    def free(self) -> int:
+        return self.concurrency + self.prefetch.current() - self.held
+
     def release(self) -> None:
         """A claimed task's try is over: its slot is free."""
-        self.free += 1
+        self.held -= 1
         self._freed.set()
 
     async def run(self, stopped: asyncio.Event, hand_over: Callable[[Lane, bytes], None]) -> None:
@@ -85,16 +94,16 @@ class Claimer:
         delay, outage = 0.1, None
         loop = asyncio.get_running_loop()
         while not stopped.is_set():
-            if self.free == 0:
+            if self.free <= 0:
                 self._freed.clear()
                 await self._freed.wait()
                 continue
             wanted = min(self.free, CLAIM_BATCH)
-            self.free -= wanted
+            self.held += wanted
             try:
                 claimed = await self._claim(wanted)
             except REDIS_OR_REPLY_ERRORS as error:
-                self.free += wanted
+                self.held -= wanted
                 if outage is None:  # one line per outage, not one per retry
                     outage = loop.time()
                     self._log_outage(error)
@@ -104,7 +113,7 @@ class Claimer:
             if outage is not None:
                 log.warning("claiming again after %.1f s", loop.time() - outage)
                 delay, outage = 0.1, None
-            self.free += wanted - len(claimed)
+            self.held -= wanted - len(claimed)
             for lane, entry in claimed:
                 hand_over(lane, entry)
 

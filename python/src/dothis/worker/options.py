@@ -27,7 +27,7 @@ class WorkerOptions:
     """Tuning of one worker; the defaults are SPEC.md's."""
 
     concurrency: int = 1
-    prefetch: int = 0
+    prefetch: int | None = None  # None: auto (worker/prefetch.py)
     pool: str = "process"
     timeout: float | None = None
     lease_ms: int = DEFAULT_LEASE_MS
@@ -51,8 +51,8 @@ class WorkerOptions:
     metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.prefetch < 0:
-            raise ValueError("concurrency must be at least 1 and prefetch at least 0")
+        if self.concurrency < 1 or (self.prefetch is not None and self.prefetch < 0):
+            raise ValueError("concurrency must be at least 1, prefetch at least 0 (None: auto)")
         if self.pool not in POOLS:
             raise ValueError("pool must be process, thread or inline")
         if self.timeout is not None and self.timeout <= 0:

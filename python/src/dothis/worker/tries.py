@@ -11,6 +11,8 @@ A try that returned a value whose JSON is longer than ``max_value_bytes`` ends `
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from dothis.engine.checks import Invocation
@@ -57,8 +59,11 @@ class Tries:
         pool: ProcessPool | None,
         executor: ThreadPool | Executor | None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        observe: Callable[[float], None] | None = None,
     ) -> None:
+        """``observe`` hears how many seconds each try ran (not counting its wait for a slot)."""
         self.slots = asyncio.Semaphore(concurrency)
+        self.observe = observe
         self.default_timeout = default_timeout
         self.pool = pool
         self.threads = (
@@ -83,10 +88,13 @@ class Tries:
                 if stop.requested:  # cancelled while it waited for a slot
                     return Stopped()
                 self.running += 1
+                began = time.monotonic()
                 try:
                     result = await self._watched(invocation, timeout, stop)
                 finally:
                     self.running -= 1
+                    if self.observe is not None:
+                        self.observe(time.monotonic() - began)
         finally:
             self.cancels.pop(token, None)
         return within_limit(result, self.max_value_bytes)

@@ -52,6 +52,7 @@ from dothis.worker.logs import TaskLog
 from dothis.worker.metrics import WorkerMetrics, attach
 from dothis.worker.options import WorkerOptions
 from dothis.worker.pool import ProcessPool
+from dothis.worker.prefetch import Prefetch
 from dothis.worker.promoter import Promoter
 from dothis.worker.reaper import Reaper
 from dothis.worker.redis_check import check_redis
@@ -212,9 +213,10 @@ class Worker:
             # hooks set up (each child runs its own).
             self.metrics = attach(self)
             await await_hooks(self.registry.startup)
+            self.prefetch = Prefetch(options.prefetch, options.concurrency)
             self.tries = Tries(options.concurrency, options.timeout,
                                pool if options.pool == "process" else None, executor,
-                               options.max_value_bytes)  # fmt: skip
+                               options.max_value_bytes, self.prefetch.observe)  # fmt: skip
             with self._signals():
                 await self._serve(blocking)
             await await_hooks(self.registry.shutdown)
@@ -279,9 +281,9 @@ class Worker:
         await ClockCheck(self.store).tick()  # before any time is written
         await loop.run_in_executor(None, heartbeat.register)
         heartbeat.start(loop, self._lost)
-        log.info("worker %s serving %s on %s (%s pool, concurrency %d) with %d function(s): %s",
-                 self.id, ", ".join(self.queues), redact(self.url), options.pool,
-                 options.concurrency,
+        log.info("worker %s serving %s on %s (%s pool, concurrency %d, prefetch %s) with %d "
+                 "function(s): %s", self.id, ", ".join(self.queues), redact(self.url),
+                 options.pool, options.concurrency, self.prefetch.describe(),
                  len(self.registry), ", ".join(self.registry.names()))  # fmt: skip
         concerns: list[Concern] = [
             ClockCheck(self.store),
@@ -297,9 +299,9 @@ class Worker:
                                   self._stop_now))  # fmt: skip
         background = Background(concerns)
         background.start()
-        self.claimer = Claimer(self.store, blocking, self.lanes,
-                               options.concurrency + options.prefetch, self._block_seconds(),
-                               self.url, [len(group) for group in self.groups])  # fmt: skip
+        self.claimer = Claimer(self.store, blocking, self.lanes, options.concurrency,
+                               self.prefetch, self._block_seconds(), self.url,
+                               [len(group) for group in self.groups])  # fmt: skip
         try:
             assert self._stop_event is not None
             await self.claimer.run(self._stop_event, self._hand_over)
