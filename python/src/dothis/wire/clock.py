@@ -28,11 +28,25 @@ def offset_ms() -> int:
 
 def now_iso() -> str:
     """The current time as the protocol writes it: ISO-8601 UTC, microseconds, Z."""
-    return iso_from_ms(now_ms()) if _offset["ms"] else datetime.now(UTC).strftime(ISO_FORMAT)
+    return iso_from_us(time.time_ns() // 1000 + _offset["ms"] * 1000)
 
 
 def iso_from_ms(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime(ISO_FORMAT)
+    return iso_from_us(epoch_ms * 1000)
+
+
+_second: dict[str, tuple[int, str]] = {"last": (-1, "")}  # one whole second, formatted
+
+
+def iso_from_us(epoch_us: int) -> str:
+    """Microseconds since the epoch as ISO-8601 UTC (the text of ``ISO_FORMAT``); the whole
+    second is formatted once per second, not once per call (every task start writes one)."""
+    seconds, micros = divmod(epoch_us, 1_000_000)
+    cached, text = _second["last"]
+    if cached != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second["last"] = (seconds, text)
+    return f"{text}.{micros:06d}Z"
 
 
 def now_ms() -> int:

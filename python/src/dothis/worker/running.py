@@ -4,10 +4,11 @@ which tools show next to the worker. Kept from the task events; read by the hear
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from dothis.engine.events import Kind, TaskEvent
-from dothis.wire.clock import now_iso
+from dothis.wire.clock import iso_from_us
 
 MAX_LISTED = 100
 
@@ -23,7 +24,7 @@ class RunningNow:
         with self._lock:
             if event.kind is Kind.STARTED:
                 self._tasks[key] = {"id": event.task_id, "function": event.function,
-                                    "since": now_iso()}  # fmt: skip
+                                    "since": time.time()}  # fmt: skip
             else:
                 self._tasks.pop(key, None)
 
@@ -36,4 +37,5 @@ class RunningNow:
         """The tasks of ``queue`` running now, the longest-running first, at most 100."""
         with self._lock:
             tasks = [task for (name, _), task in self._tasks.items() if name == queue]
-        return sorted(tasks, key=lambda task: task["since"])[:MAX_LISTED]
+        oldest = sorted(tasks, key=lambda task: task["since"])[:MAX_LISTED]
+        return [{**task, "since": iso_from_us(int(task["since"] * 1_000_000))} for task in oldest]

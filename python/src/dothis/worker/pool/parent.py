@@ -276,6 +276,8 @@ class ProcessPool:
                     return Crashed(f"the pool stopped before {name} could run")
             running = child
             try:
+                if timeout is None:
+                    return await running.call(name, args, max_value_bytes, task)
                 async with asyncio.timeout(timeout):
                     return await running.call(name, args, max_value_bytes, task)
             except (TimeoutError, asyncio.CancelledError):
