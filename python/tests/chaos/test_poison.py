@@ -2,7 +2,8 @@
 
 A supervisor restarts every worker that dies. The poison task must be claimed at most
 ``--max-claims`` times, then end failed with ``worker-lost``; after that it takes no more workers
-down, so the restarts it costs are bounded by max-claims. Good tasks queued around it finish.
+down, so the restarts it costs are bounded by max-claims. Good tasks queued around it finish; one
+that ran in the killed worker before its outcome was written runs again (at least once).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from chaos.checker import Row
 from chaos.harness import size
 from dothis import Queue
+from dothis.worker.pool.batches import BATCH
 
 pytestmark = pytest.mark.chaos
 
@@ -65,7 +67,8 @@ def test_poison_task_is_bounded_by_max_claims(server, client, queue_name, histor
           and restarts <= MAX_CLAIMS and not good_lost and not verdict.unexpected)  # fmt: skip
     row = table(Row(
         "6 poison task", f"{restarts} worker deaths", verdict.acknowledged, len(good_lost),
-        len(verdict.unexpected), f"{verdict.extra} (<= {MAX_CLAIMS - 1})",
+        len(verdict.unexpected), f"{verdict.extra} (poison <= {MAX_CLAIMS - 1}, others <= "
+        f"{BATCH} per death)",
         time.monotonic() - began, "pass" if ok else "FAIL",
         [f"poison: claims={claims} executions={executions} error-code="
          f"{poison.get(b'error-code', b'').decode()}; {verdict.summary()}"],
@@ -76,6 +79,11 @@ def test_poison_task_is_bounded_by_max_claims(server, client, queue_name, histor
     assert restarts == restarts_at_outcome, "the poison task kept killing workers after failing"
     assert restarts <= MAX_CLAIMS, row.notes
     assert not good_lost and not verdict.unexpected, verdict.summary()
-    assert set(verdict.duplicated) <= {"poison"}, verdict.summary()
+    # SPEC.md 9.6: a task that ran, but whose outcome was not yet written when its worker died,
+    # runs again. The worker gives a child short tries in batches (worker/pool/batches.py), so a
+    # death can leave up to a batch of them; none runs more than once per death.
+    again = {token: count for token, count in verdict.duplicated.items() if token != "poison"}
+    assert len(again) <= BATCH * restarts, verdict.summary()
+    assert max(again.values(), default=1) <= 1 + restarts, verdict.summary()
     assert client.llen(f"{queue_name}:executing") == 0
     fleet.stop_cleanly()

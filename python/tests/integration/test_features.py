@@ -77,7 +77,8 @@ def test_result_and_failure_ttls(queue, r, start_worker) -> None:
         failing.wait(timeout=10)
     assert 90 < r.ttl(default.key) <= 100 and 20 < r.ttl(own.key) <= 30
     assert r.ttl(forever.key) == -1 and 190 < r.ttl(failing.key) <= 200
-    assert [t.id for t in queue.succeeded()][:3] == [forever.id, own.id, default.id]
+    # newest first; tasks finished in the same millisecond (one batch) share a score
+    assert {t.id for t in queue.succeeded()[:3]} == {forever.id, own.id, default.id}
 
 
 def test_a_diamond_of_dependencies(queue, r, start_worker) -> None:

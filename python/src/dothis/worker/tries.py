@@ -72,6 +72,8 @@ class Tries:
             else ThreadPool(concurrency)
         )
         self.max_value_bytes = max_value_bytes
+        if pool is not None:  # a busy child holds a slot; the pool times its tries
+            pool.slots, pool.observe = self.slots, observe
         self.running = 0
         # Tries that may be cancelled: (the queue's ops, task id) -> its Stop, set to stop it.
         self.cancels: dict[CancelToken, Stop] = {}
@@ -84,20 +86,29 @@ class Tries:
         token = (ops, request.claim.task_id)
         stop = self.cancels[token] = Stop()
         try:
-            async with self.slots:
-                if stop.requested:  # cancelled while it waited for a slot
-                    return Stopped()
-                self.running += 1
-                began = time.monotonic()
-                try:
-                    result = await self._watched(invocation, timeout, stop)
-                finally:
-                    self.running -= 1
-                    if self.observe is not None:
-                        self.observe(time.monotonic() - began)
+            if self.pool is not None and not invocation.is_async:
+                # The pool takes a slot for each busy child and feeds it several tries.
+                result = await self._watched(invocation, timeout, stop)
+            else:
+                result = await self._in_slot(invocation, timeout, stop)
         finally:
             self.cancels.pop(token, None)
         return within_limit(result, self.max_value_bytes)
+
+    async def _in_slot(
+        self, invocation: Invocation, timeout: float | None, stop: Stop
+    ) -> TryResult:
+        async with self.slots:
+            if stop.requested:  # cancelled while it waited for a slot
+                return Stopped()
+            self.running += 1
+            began = time.monotonic()
+            try:
+                return await self._watched(invocation, timeout, stop)
+            finally:
+                self.running -= 1
+                if self.observe is not None:
+                    self.observe(time.monotonic() - began)
 
     async def _watched(
         self, invocation: Invocation, timeout: float | None, stop: Stop

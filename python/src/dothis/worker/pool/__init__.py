@@ -25,14 +25,9 @@ A try must not be able to harm the tries after it:
 its thread running in the background, its result ignored, and the next try gets another thread.
 """
 
+from dothis.worker.pool.batches import ProcessPool
 from dothis.worker.pool.child import _Serving, set_parent_death_signal
-from dothis.worker.pool.parent import (
-    Child,
-    ChildCrashed,
-    ForeignReply,
-    ProcessPool,
-    check_reply,
-)
+from dothis.worker.pool.parent import Child, ChildCrashed, ForeignReply, check_reply
 
 __all__ = [
     "Child",

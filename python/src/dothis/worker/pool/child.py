@@ -5,6 +5,7 @@ what a try may and may not do to the tries after it)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import fcntl
@@ -21,7 +22,14 @@ from typing import IO, Any, ClassVar
 from dothis.engine.context import TaskContext
 from dothis.engine.hooks import call_hooks
 from dothis.engine.registry import Registry
-from dothis.engine.tries import Raised, run_call, serve_tries_here, to_message, within_limit
+from dothis.engine.tries import (
+    Raised,
+    Stopped,
+    run_call,
+    serve_tries_here,
+    to_message,
+    within_limit,
+)
 
 HEADER = struct.Struct("!Q")  # every message is framed by its 8-byte length
 _LOWEST_FD = 3  # the child's socket and its copies of fds 0-2 live at or above this
@@ -43,24 +51,46 @@ def _ignore_stop_signals() -> None:
         signal.siginterrupt(signum, False)  # system calls restart, in native code too
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        count = sock.recv_into(view[got:], size - got)
-        if count == 0:
+class _Inbox:
+    """The frames the worker sends, read whole from the child's (blocking) socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.closed = False  # the worker closed its end
+
+    def next(self) -> bytes | None:
+        """The next frame, waiting for it; None once the stream has ended."""
+        while True:
+            frame = self._frame()
+            if frame is not None or self.closed:
+                return frame
+            self._fill(0)
+
+    def ready(self) -> list[bytes]:
+        """The frames that have come already, without waiting."""
+        with contextlib.suppress(BlockingIOError):
+            self._fill(socket.MSG_DONTWAIT)
+        frames = []
+        while (frame := self._frame()) is not None:
+            frames.append(frame)
+        return frames
+
+    def _fill(self, flags: int) -> None:
+        data = self.sock.recv(1 << 16, flags)
+        if not data:
+            self.closed = True
+        self.buffer += data
+
+    def _frame(self) -> bytes | None:
+        if len(self.buffer) < HEADER.size:
             return None
-        got += count
-    return bytes(buffer)
-
-
-def _recv_frame(sock: socket.socket) -> bytes | None:
-    """One frame, or None at the end of the stream."""
-    header = _recv_exact(sock, HEADER.size)
-    if header is None:
-        return None
-    return _recv_exact(sock, HEADER.unpack(header)[0])
+        (size,) = HEADER.unpack_from(self.buffer)
+        if len(self.buffer) < HEADER.size + size:
+            return None
+        frame = bytes(self.buffer[HEADER.size : HEADER.size + size])
+        del self.buffer[: HEADER.size + size]
+        return frame
 
 
 def send_frame(sock: socket.socket, body: bytes) -> None:
@@ -132,34 +162,58 @@ def child_main(sock: socket.socket, registry: Registry) -> None:
         sock.close()
         sock = high
     streams = _StandardStreams()
-    token = _recv_frame(sock)
+    inbox = _Inbox(sock)  # the token frame first, then the tries
+    token = inbox.next()
     if token is None:
         return
     serve_tries_here()
     serving = _Serving.current = _Serving(sock, json.loads(token), os.getpid())
     call_hooks(registry.startup, "startup")
+    tries: collections.deque[list[Any]] = collections.deque()  # sent, not yet run
+    withdrawn: set[int] = set()  # ids of tries the worker took back before they ran
     while True:
         try:
-            request = _recv_frame(sock)
+            # Between tries, take what the worker sent meanwhile: more tries, withdrawals.
+            frames = inbox.ready() if tries else [frame for frame in [inbox.next()] if frame]
         except OSError:
             return
-        if request is None:  # the worker closed its end: a graceful stop
-            call_hooks(registry.shutdown, "shutdown")
+        for frame in frames:
+            kind, items = json.loads(frame)
+            if kind == "withdraw":
+                withdrawn.update(items)
+            else:
+                tries.extend(items)
+        if not tries:
+            if inbox.closed:  # the worker closed its end: a graceful stop
+                call_hooks(registry.shutdown, "shutdown")
+                return
+            continue
+        if not _run_one(tries.popleft(), withdrawn, serving, streams, registry):
             return
-        serving.try_id, serving.nonce, name, args, max_value_bytes, task = json.loads(request)
-        function = registry.get(name)
-        result = (
-            run_call(function, args, task and TaskContext.from_message(task), registry.middleware)
-            if function is not None
-            else Raised(f"{name} is not registered in the child")
-        )
+
+
+def _run_one(request: list[Any], withdrawn: set[int], serving: _Serving,
+             streams: _StandardStreams, registry: Registry) -> bool:  # fmt: skip
+    """Run one try and send its reply (a withdrawn one is not run); False when the worker can
+    no longer be answered."""
+    serving.try_id, serving.nonce, name, args, max_value_bytes, task = request
+    function = registry.get(name)
+    if serving.try_id in withdrawn:
+        withdrawn.discard(serving.try_id)
+        result: Any = Stopped()
+    elif function is None:
+        result = Raised(f"{name} is not registered in the child")
+    else:
+        result = run_call(function, args, task and TaskContext.from_message(task),
+                          registry.middleware)  # fmt: skip
         if os.getpid() != serving.pid:  # a process the task forked came back here: not its turn
             os._exit(0)
         streams.restore()
         _ignore_stop_signals()
-        result = within_limit(result, max_value_bytes)
-        reply = [serving.token, serving.try_id, serving.nonce, serving.pid, to_message(result)]
-        try:
-            send_frame(sock, json.dumps(reply).encode())
-        except OSError:
-            return
+    result = within_limit(result, max_value_bytes)
+    reply = [serving.token, serving.try_id, serving.nonce, serving.pid, to_message(result)]
+    try:
+        send_frame(sock=serving.sock, body=json.dumps(reply).encode())
+    except OSError:
+        return False
+    return True

@@ -1,5 +1,5 @@
-"""The worker's side of the process pool: a handle on each child (its socket, watched once for
-the child's whole life, and its pidfd) and the pool that lends an idle child to each try."""
+"""The worker's side of the process pool: a handle on each child, its socket and its pidfd
+watched once for the child's whole life."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dothis.engine.context import TaskContext
 from dothis.engine.registry import Registry
-from dothis.engine.tries import Crashed, TryResult, from_message
-from dothis.wire.protocol import DEFAULT_MAX_VALUE_BYTES
+from dothis.engine.tries import TryResult, from_message
 from dothis.worker.pool.child import HEADER, child_main, send_frame
 
 log = logging.getLogger("dothis.pool")
@@ -82,9 +82,10 @@ class Child:
         self._loop: asyncio.AbstractEventLoop | None = None  # watching the socket and pidfd
         self._buffer = bytearray()  # bytes read, not yet a whole frame
         self._frames: collections.deque[bytes] = collections.deque()  # frames no try asked for
-        self._waiter: asyncio.Future[bytes] | None = None  # the reply of the try in progress
+        self._on_frame: Callable[[bytes], None] | None = None  # who takes each reply
+        self._on_end: Callable[[Exception], None] | None = None  # who hears of the child's end
         self._ended = False
-        self._reply_limit = _MIN_REPLY_LIMIT
+        self.reply_limit = _MIN_REPLY_LIMIT
 
     def stray_output(self) -> bool:
         """Whether the socket had something between tries (a message no try asked for, or the
@@ -131,16 +132,15 @@ class Child:
         self._buffer += data
         while len(self._buffer) >= HEADER.size:
             (size,) = HEADER.unpack_from(self._buffer)
-            if size > self._reply_limit:
+            if size > self.reply_limit:
                 self._end(ForeignReply(f"a frame of {size} bytes, longer than any reply"))
                 return
             if len(self._buffer) < HEADER.size + size:
                 return
             frame = bytes(self._buffer[HEADER.size : HEADER.size + size])
             del self._buffer[: HEADER.size + size]
-            waiter, self._waiter = self._waiter, None
-            if waiter is not None and not waiter.done():
-                waiter.set_result(frame)
+            if self._on_frame is not None:
+                self._on_frame(frame)
             else:
                 self._frames.append(frame)  # nothing asked for it: stray output
 
@@ -154,30 +154,49 @@ class Child:
         self._end(ChildCrashed("it ended without a reply"))
 
     def _end(self, error: Exception) -> None:
+        if self._ended:
+            return
         self._ended = True
         self._unwatch()  # an ended stream stays readable: it must not wake the loop again
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        if self._on_end is not None:
+            self._on_end(error)
 
-    async def call(
-        self,
-        name: str,
-        args: dict[str, Any],
-        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
-        task: TaskContext | None = None,
-    ) -> TryResult:
-        loop = asyncio.get_running_loop()
-        self._watch(loop)
+    def keep_stray(self, frame: bytes) -> None:
+        """A frame no try asked for: ``stray_output`` says so from now on."""
+        self._frames.append(frame)
+
+    def kill(self) -> None:
+        """SIGKILL the child now (``stop`` collects it)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def drain(self) -> None:
+        """Take what the socket holds now (before deciding that a try went unanswered)."""
+        if self._loop is not None and not self._ended:
+            self._readable()
+
+    def listen(
+        self, on_frame: Callable[[bytes], None], on_end: Callable[[Exception], None]
+    ) -> None:
+        """Hand every frame the child sends to ``on_frame``, and its end to ``on_end``."""
+        self._on_frame, self._on_end = on_frame, on_end
+        self._watch(asyncio.get_running_loop())
         if self._ended:
-            raise ChildCrashed("it had ended before the try")
+            on_end(ChildCrashed("it had ended"))
+
+    def request(self, name: str, args: dict[str, Any], max_value_bytes: int,
+                task: TaskContext | None) -> tuple[int, str, list[Any]]:  # fmt: skip
+        """A try for this child: its number, its nonce and the request to send."""
         self.tries += 1
         try_id, nonce = self.tries, secrets.token_hex(8)
         message = task.to_message() if task is not None else None
-        request = json.dumps([try_id, nonce, name, args, max_value_bytes, message]).encode()
-        self._reply_limit = max(_MIN_REPLY_LIMIT, 16 * max_value_bytes)
-        waiter = self._waiter = loop.create_future()
-        frame = HEADER.pack(len(request)) + request
+        return try_id, nonce, [try_id, nonce, name, args, max_value_bytes, message]
+
+    async def send(self, kind: str, items: list[Any]) -> None:
+        """One frame: ``run`` with tries, or ``withdraw`` with the numbers of tries not to run."""
+        body = json.dumps([kind, items]).encode()
+        frame = HEADER.pack(len(body)) + body
+        loop = asyncio.get_running_loop()
         try:
             sent = self.sock.send(frame)
             if sent < len(frame):
@@ -185,10 +204,7 @@ class Child:
         except (BlockingIOError, InterruptedError):
             await loop.sock_sendall(self.sock, frame)
         except OSError as error:
-            self._waiter = None
             raise ChildCrashed(str(error)) from error
-        data = await waiter
-        return check_reply(data, token=self.token, try_id=try_id, nonce=nonce, pid=self.pid)
 
     async def stop(self, grace: float = 0.0) -> int:
         """Stop the child and collect it (once, however often it is called); its exit status.
@@ -226,82 +242,3 @@ class Child:
         if os.WIFSIGNALED(status):
             return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
         return f"exited with status {os.WEXITSTATUS(status)}"
-
-
-class ProcessPool:
-    """``size`` children; ``run`` borrows an idle one for one try."""
-
-    def __init__(self, size: int, registry: Registry) -> None:
-        self.size = size
-        self.registry = registry
-        self._idle: asyncio.Queue[Child] = asyncio.Queue()
-        self._children: list[Child] = []
-        self._closed = False
-
-    def _spawn(self) -> Child:
-        child = Child(self.registry, [other.sock for other in self._children])
-        self._children.append(child)
-        return child
-
-    def start(self) -> None:
-        for _ in range(self.size):
-            self._idle.put_nowait(self._spawn())
-
-    async def _replace(self, child: Child) -> tuple[Child | None, str]:
-        """Stop ``child`` and (unless the pool is closing) start another in its place."""
-        if child not in self._children:  # close() has stopped it already (a second Ctrl-C)
-            return None, "stopped with the worker"
-        self._children.remove(child)
-        status = await child.stop()
-        return (None if self._closed else self._spawn()), child.exit_description(status)
-
-    async def run(
-        self,
-        name: str,
-        args: dict[str, Any],
-        timeout: float | None,
-        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
-        task: TaskContext | None = None,
-    ) -> TryResult:
-        """One try in a child; TimeoutError after ``timeout`` s; Crashed if the child dies or
-        something else answers; TooLarge for a value longer than ``max_value_bytes``."""
-        child: Child | None = await self._idle.get()
-        try:
-            assert child is not None
-            if child.stray_output():
-                log.warning("process %d had output no try asked for (a process forked by an "
-                            "earlier task?); it is replaced", child.pid)  # fmt: skip
-                child, _ = await self._replace(child)
-                if child is None:
-                    return Crashed(f"the pool stopped before {name} could run")
-            running = child
-            try:
-                if timeout is None:
-                    return await running.call(name, args, max_value_bytes, task)
-                async with asyncio.timeout(timeout):
-                    return await running.call(name, args, max_value_bytes, task)
-            except (TimeoutError, asyncio.CancelledError):
-                child, _ = await self._replace(running)
-                raise
-            except ChildCrashed:
-                child, how = await self._replace(running)
-                return Crashed(f"the process running {name} was {how}")
-            except ForeignReply as error:
-                child, _ = await self._replace(running)
-                log.warning("process %d, running %s, was sent %s; it is replaced", running.pid,
-                            name, error)  # fmt: skip
-                return Crashed(
-                    f"the process running {name} was sent {error}, and was replaced: a task "
-                    "that forks must end the forked process with os._exit() and never write on "
-                    "descriptors it inherited"
-                )
-        finally:
-            if child is not None:
-                self._idle.put_nowait(child)
-
-    async def close(self, grace: float = 0.0) -> None:
-        """Stop every child; with ``grace`` seconds, idle ones end on their own first (their
-        shutdown hooks run)."""
-        self._closed = True
-        children, self._children = self._children, []  # no try replaces them from here
-        await asyncio.gather(*(child.stop(grace) for child in children))

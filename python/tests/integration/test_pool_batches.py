@@ -1,0 +1,128 @@
+"""The process pool gives a child short tries in batches; a timeout, a crash or a cancel in a batch
+costs only its own try: the tries behind it, not begun, run on the next child."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dothis.engine.registry import Registry
+from dothis.engine.tries import Crashed, Returned
+from dothis.worker.pool import ProcessPool
+from dothis.worker.pool.batches import BATCH
+
+
+def same(value: Any) -> Any:
+    return value
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def touch(path: str) -> str:
+    Path(path).write_text("ran")
+    return path
+
+
+def die() -> None:
+    os._exit(3)
+
+
+REGISTRY = Registry()
+for function in (same, pid, nap, touch, die):
+    REGISTRY.add(function)
+
+
+async def _pool_with(body: Any, size: int = 1) -> Any:
+    pool = ProcessPool(size, REGISTRY)
+    pool.start()
+    try:
+        for _ in range(5):  # a few short tries: the pool now counts them as short
+            await pool.run("same", {"value": 0}, None)
+        return await body(pool)
+    finally:
+        await pool.close()
+
+
+def test_short_tries_go_to_the_child_in_batches() -> None:
+    sent: list[int] = []
+
+    async def body(pool: ProcessPool) -> list[Any]:
+        child = pool._lanes[0].child
+        send = child.send
+
+        async def counting(kind: str, items: list[Any]) -> None:
+            sent.append(len(items))
+            await send(kind, items)
+
+        child.send = counting  # type: ignore[method-assign]
+        return await asyncio.gather(*(pool.run("same", {"value": n}, None) for n in range(100)))
+
+    results = asyncio.run(_pool_with(body))
+    assert results == [Returned(str(n)) for n in range(100)]
+    assert max(sent) > 1 and max(sent) <= BATCH and sum(sent) == 100, sent
+
+
+def test_a_timeout_in_a_batch_costs_only_its_own_try() -> None:
+    async def body(pool: ProcessPool) -> list[Any]:
+        before = await pool.run("pid", {}, None)
+        runs = [pool.run("same", {"value": "a"}, None), pool.run("nap", {"seconds": 5}, 0.3),
+                pool.run("same", {"value": "b"}, None), pool.run("pid", {}, None)]  # fmt: skip
+        results = await asyncio.gather(*runs, return_exceptions=True)
+        return [before, *results]
+
+    before, first, slow, after, later_pid = asyncio.run(_pool_with(body))
+    assert first == Returned('"a"') and after == Returned('"b"')
+    assert isinstance(slow, TimeoutError)
+    assert isinstance(later_pid, Returned) and later_pid != before  # a new child ran the rest
+
+
+def test_a_crash_in_a_batch_costs_only_its_own_try() -> None:
+    async def body(pool: ProcessPool) -> list[Any]:
+        runs = [pool.run("same", {"value": 1}, None), pool.run("die", {}, None),
+                pool.run("same", {"value": 2}, None)]  # fmt: skip
+        return await asyncio.gather(*runs)
+
+    first, crashed, after = asyncio.run(_pool_with(body))
+    assert (first, after) == (Returned("1"), Returned("2"))
+    assert crashed == Crashed("the process running die was exited with status 3")
+
+
+def test_a_try_cancelled_before_it_began_does_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    async def body(pool: ProcessPool) -> list[Any]:
+        slow = asyncio.ensure_future(pool.run("nap", {"seconds": 0.5}, None))
+        skipped = asyncio.ensure_future(pool.run("touch", {"path": str(marker)}, None))
+        after = asyncio.ensure_future(pool.run("same", {"value": "after"}, None))
+        deadline = time.monotonic() + 5
+        while len(pool._lanes[0].sent) < 3:  # all three sent to the child, the nap running
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+        skipped.cancel()
+        return await asyncio.gather(slow, after)
+
+    assert asyncio.run(_pool_with(body)) == [Returned("0.5"), Returned('"after"')]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_no_more_tries_run_at_once_than_the_slots(size: int) -> None:
+    async def body(pool: ProcessPool) -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(pool.run("nap", {"seconds": 0.2}, None) for _ in range(4)))
+        return time.monotonic() - started
+
+    took = asyncio.run(_pool_with(body, size=size))
+    assert took >= 0.8 / size - 0.05  # four naps of 0.2 s, at most ``size`` at once
