@@ -294,6 +294,8 @@ export function explainNoPerm(error: unknown, script?: string): PermissionDenied
       command, rules, options);
   }
   const keys = commandKeys(name, sent?.args ?? []);
+  // take.lua also touches the task hashes it builds from its queue's prefix (SPEC.md 5.18)
+  if (script === 'take' && keys[0]?.endsWith(':pending')) keys.push(`${keys[0].slice(0, -'pending'.length)}task:`);
   if (kind === 'channel') {
     const task = keys.find((key) => key.lastIndexOf(':task:') > 0);
     const queue = task ? globEscape(task.slice(0, task.lastIndexOf(':task:'))) : '<queue>';

@@ -78,6 +78,16 @@ def test_every_ending_script_includes_ending_once(name: str) -> None:
     assert "end_task(" in outside_blocks((LUA_DIR / f"{name}.lua").read_text(encoding="utf-8"))
 
 
+@pytest.mark.parametrize("name", ("start", "take"))
+def test_start_and_take_share_lib_start_once(name: str) -> None:
+    """start.lua and take.lua (SPEC.md 5.3, 5.18) run one copy of start: lib/start.lua."""
+    blocks = include_blocks((LUA_DIR / f"{name}.lua").read_bytes())
+    assert [n for n, _ in blocks] == ["lib/start.lua"]
+    code = outside_blocks((LUA_DIR / f"{name}.lua").read_text(encoding="utf-8"))
+    assert "start_entry(" in code
+    assert "'HGETALL'" not in code and "'HSETNX'" not in code, f"{name}.lua starts a task by itself"
+
+
 @pytest.mark.parametrize("path", script_paths(), ids=lambda p: p.name)
 def test_no_script_ends_a_task_by_itself(path: Path) -> None:
     """PUBLISH, EXPIRE, PERSIST and the registry ZADDs happen only in lib/ending.lua (requeue.lua,

@@ -7,16 +7,22 @@
  * (which makes it return nil: no entry can be lost); an entry it returned anyway is still handled.
  * The shards of a sharded queue (SPEC.md 11.2) form one level of equal priority: each claim starts
  * at the next shard, so every shard is served in turn.
+ * With several slots free it claims with take.lua instead (SPEC.md 5.18): one call claims and
+ * starts up to that many entries of a queue. A lost reply of take.lua leaves the tasks it started
+ * to their task leases, which this worker never renews: the reaper requeues them (W-TAKE-3).
  */
 import { type Link } from '../connection.js';
-import { type Engine } from './engine.js';
+import { nowIso, nowMs, type Engine } from './engine.js';
 import { type QueueKeys } from './keys.js';
 import { errorText } from './log.js';
+import { type Taken } from './store.js';
 import { sleep } from './timers.js';
 
 const MULTI_QUEUE_BLOCK_S = 0.25;
 
-export type HandOver = (keys: QueueKeys, entry: Buffer) => Promise<void>;
+export type HandOver = (keys: QueueKeys, entry: Buffer, taken?: Taken['reply']) => Promise<void>;
+
+interface Claimed { keys: QueueKeys; entry: Buffer; taken?: Taken['reply'] }
 
 export class Claimer {
   private free: number;
@@ -65,7 +71,7 @@ export class Claimer {
         await new Promise<void>((resolve) => { this.wake = resolve; });
         continue;
       }
-      let claimed: { keys: QueueKeys; entry: Buffer } | null;
+      let claimed: Claimed[];
       try {
         claimed = await this.claim();
       } catch (error) {
@@ -80,7 +86,7 @@ export class Claimer {
         outage = null;
         delay = 100;
       }
-      if (claimed) this.dispatch(claimed.keys, claimed.entry);
+      for (const { keys, entry, taken } of claimed) this.dispatch(keys, entry, taken);
     }
   }
 
@@ -95,9 +101,9 @@ export class Claimer {
     }
   }
 
-  private dispatch(keys: QueueKeys, entry: Buffer): void {
+  private dispatch(keys: QueueKeys, entry: Buffer, taken?: Taken['reply']): void {
     this.free -= 1;
-    const handled = this.handOver(keys, entry).finally(() => {
+    const handled = this.handOver(keys, entry, taken).finally(() => {
       this.inFlight.delete(handled);
       this.free += 1;
       const wake = this.wake;
@@ -107,21 +113,35 @@ export class Claimer {
     this.inFlight.add(handled);
   }
 
-  private async claim(): Promise<{ keys: QueueKeys; entry: Buffer } | null> {
+  /** take.lua on the first lane that has entries, for every free slot. */
+  private async take(lanes: QueueKeys[]): Promise<Claimed[]> {
+    const { settings, clock } = this.engine;
+    for (const keys of lanes) {
+      const taken = await this.engine.store.take(keys, settings.workerId, nowIso(clock), settings, nowMs(clock) + settings.leaseMs, this.free);
+      if (taken.length > 0) return taken.map(({ entry, reply }) => ({ keys, entry, taken: reply }));
+    }
+    return [];
+  }
+
+  private async claim(): Promise<Claimed[]> {
     const lanes = this.order();
+    if (this.free > 1) {
+      const taken = await this.take(lanes);
+      if (taken.length > 0) return taken;
+    }
     for (const keys of lanes) {
       // LMOVE replies nil when the list is empty (ioredis types the reply as always a Buffer).
       const entry = await this.engine.store.run((redis) => redis.lmoveBuffer(keys.pending, keys.executing, 'RIGHT', 'LEFT') as Promise<Buffer | null>);
-      if (entry) return { keys, entry };
+      if (entry) return [{ keys, entry }];
     }
     const [first] = lanes;
-    if (this.stopping || !first) return null;
+    if (this.stopping || !first) return [];
     const block = this.lanes.length === 1 ? this.engine.settings.blockMs / 1000 : MULTI_QUEUE_BLOCK_S;
     const entry: Buffer | null = await this.blocking.run(async (redis) => {
       this.blockingId ??= await redis.client('ID');
       if (this.stopping) return null;
       return redis.blmoveBuffer(first.pending, first.executing, 'RIGHT', 'LEFT', block);
     });
-    return entry ? { keys: first, entry } : null;
+    return entry ? [{ keys: first, entry }] : [];
   }
 }

@@ -10,7 +10,7 @@ import { cancelRequested, expired, prepare, type Failure, type Invocation } from
 import { decide, ended, type Ending, type NextTry } from './decide.js';
 import { letGo, now, nowIso, nowMs, type Engine, type Held } from './engine.js';
 import { rejectionRecord, showEntry, type QueueKeys } from './keys.js';
-import { fieldMap, type Claim, type StartReply } from './store.js';
+import { fieldMap, type Claim, type StartReply, type Taken } from './store.js';
 import { sleep } from './timers.js';
 import { errorText } from './log.js';
 import { runTry } from './tries.js';
@@ -19,23 +19,27 @@ import { runTry } from './tries.js';
 const RECORD_TRIES = 60;
 const FIRST_DELAY_MS = 100;
 
-/** Handles one entry the claim loop moved into executing. Never throws. */
-export async function processEntry(engine: Engine, keys: QueueKeys, entry: Buffer): Promise<void> {
+/**
+ * Handles one entry the claim loop moved into executing. Never throws. `taken`: take.lua's reply
+ * for the entry (SPEC.md 5.18): a start reply is acted on as start.lua's; 'unstarted' (or none)
+ * goes the way of a claimed entry (5.2).
+ */
+export async function processEntry(engine: Engine, keys: QueueKeys, entry: Buffer, taken?: Taken['reply']): Promise<void> {
   try {
-    await handle(engine, keys, entry);
+    await handle(engine, keys, entry, taken);
   } catch (error) {
     engine.log.error(`entry ${showEntry(entry)} of ${keys.executing}: ${errorText(error)}; the reaper will see to it`);
   }
 }
 
-async function handle(engine: Engine, keys: QueueKeys, entry: Buffer): Promise<void> {
+async function handle(engine: Engine, keys: QueueKeys, entry: Buffer, taken?: Taken['reply']): Promise<void> {
   const parsed = keys.parseEntry(entry);
   if ('problem' in parsed) {
     await reject(engine, keys, entry, 'invalid-id', parsed.problem);
     return;
   }
   const id = parsed.id;
-  const reply = await start(engine, keys, entry, id);
+  const reply = taken && taken.status !== 'unstarted' ? taken : await start(engine, keys, entry, id);
   if (reply === null) return;
   switch (reply.status) {
     case 'missing':

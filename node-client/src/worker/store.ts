@@ -25,7 +25,11 @@ const COMMANDS = {
   progress: ['dothisProgress', SCRIPTS.progress, 1],
   enqueue: ['dothisEnqueue', SCRIPTS.enqueue, undefined],
   fire: ['dothisFire', SCRIPTS.fire, 3],
+  take: ['dothisTake', SCRIPTS.take, 2],
 } as const;
+
+/** The most entries one call of take.lua takes (SPEC.md 5.18). */
+export const TAKE_MAX = 1000;
 
 type ScriptName = keyof typeof COMMANDS;
 
@@ -37,6 +41,15 @@ export type StartReply =
   | { status: 'missing' }
   | { status: 'wrong-type'; type: string }
   | { status: 'lost' };
+
+/**
+ * One entry take.lua moved into executing (SPEC.md 5.18): the entry byte for byte and start.lua's
+ * reply for it, or 'unstarted' (claimed, not started: the worker rejects or starts it at once).
+ */
+export interface Taken {
+  entry: Buffer;
+  reply: StartReply | { status: 'unstarted' };
+}
 
 /** What identifies one claim of a task: the entry as claimed, the id, the owner and the fencing token. */
 export interface Claim {
@@ -73,6 +86,11 @@ function parseStart(reply: unknown): StartReply {
   }
 }
 
+function parseTake(reply: unknown): Taken[] {
+  return (reply as [Buffer, [Buffer, ...unknown[]]][]).map(([entry, item]) => (
+    item[0].toString() === 'unstarted' ? { entry, reply: { status: 'unstarted' } } : { entry, reply: parseStart(item) }));
+}
+
 export class Store {
   constructor(readonly link: Link) {
     for (const [name, lua, numberOfKeys] of Object.values(COMMANDS)) {
@@ -99,6 +117,18 @@ export class Store {
     const args: Arg[] = [keys.task(id), keys.executing, entry, workerId, now, limits.maxValueBytes, limits.maxFields];
     if (leaseExpires !== null) args.push(leaseExpires);
     return parseStart(await this.script('start', args, true));
+  }
+
+  /**
+   * take.lua (SPEC.md 5.18): claims and starts up to `count` entries (1 to TAKE_MAX) of one queue in
+   * one call, in claim order; [] when pending was empty. `leaseExpires` null: no task lease.
+   */
+  async take(keys: QueueKeys, workerId: string, now: string, limits: { maxValueBytes: number; maxFields: number },
+    leaseExpires: number | null, count: number): Promise<Taken[]> {
+    if (!Number.isSafeInteger(count) || count < 1 || count > TAKE_MAX) throw new RangeError(`take count must be an integer from 1 to ${TAKE_MAX}, got ${count}`);
+    return parseTake(await this.script('take', [
+      keys.pending, keys.executing, workerId, now, limits.maxValueBytes, limits.maxFields, leaseExpires ?? '', count, keys.task(''),
+    ], true));
   }
 
   /** finish.lua (SPEC.md 5.4, 5.5): 1, 2 (follow-ups due), 0 (fenced) or -1 (hash gone). */

@@ -173,7 +173,7 @@ export class Worker {
       firing.start(true);
       loops.push(firing);
     }
-    const claimer = new Claimer(engine, blocking, this.lanes, (keys, entry) => processEntry(engine, keys, entry), settings.groups);
+    const claimer = new Claimer(engine, blocking, this.lanes, (keys, entry, taken) => processEntry(engine, keys, entry, taken), settings.groups);
     this.claimer = claimer;
     if (this.stopRequested) claimer.stop();
     await claimer.run();

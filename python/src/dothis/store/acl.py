@@ -315,6 +315,9 @@ def _script_command(script: str, error: BaseException) -> str | None:
 
 
 def _keys_of(request: Request) -> list[str]:
+    if request.script == "take" and request.keys and request.keys[0].endswith(":pending"):
+        # take.lua also touches the task hashes it builds from the queue's prefix (SPEC.md 5.18)
+        return [*request.keys, request.keys[0].removesuffix("pending") + "task:"]
     if request.script is not None:
         return list(request.keys)
     name = _text(request.command[0]).lower() if request.command else ""

@@ -28,6 +28,8 @@ from dothis.store.replies import (
     Skipped,
     Started,
     StartReply,
+    Taken,
+    Unstarted,
 )
 from dothis.wire.clock import now_iso, now_ms
 from dothis.wire.protocol import DEFAULT_REJECTED_MAX, ErrorCode, Keys, RejectCode
@@ -87,6 +89,21 @@ def _start_reply(raw: Any) -> StartReply:
     if status == "lost":
         return Skipped("recovered by another worker")
     return Skipped(f"the task is already {raw[1].decode()}")
+
+
+def _take_reply(raw: Any) -> list[Taken]:
+    """take.lua's reply: one [entry, reply] per entry moved, the reply read as start.lua's."""
+    taken = []
+    for entry, reply in raw or []:
+        if reply[0] == b"unstarted":
+            taken.append(Taken(bytes(entry), Unstarted()))
+        else:
+            taken.append(Taken(bytes(entry), _start_reply(reply)))
+    return taken
+
+
+TAKE_MAX = 1000
+"""The most entries one call of take.lua takes (SPEC.md 5.18)."""
 
 
 def ttl_arg(seconds: int) -> str:
@@ -178,6 +195,22 @@ class Ops:
         if lease_ms is not None:
             args.append(now_ms() + lease_ms)
         return ScriptCall("start", [k.task(task_id), k.executing], args, _start_reply)
+
+    def take(
+        self, worker: str, limits: Limits, count: int, lease_ms: int | None = None
+    ) -> ScriptCall[list[Taken]]:
+        """take.lua (SPEC.md 5.18): claim and start up to ``count`` entries (1 to ``TAKE_MAX``) in
+        one call. Parses to a list of ``Taken(entry, reply)`` in claim order, empty when pending was
+        empty; ``reply`` is what ``start`` parses to for that entry, or ``Unstarted()`` for an entry
+        left claimed that the caller must reject or start at once. With ``lease_ms`` every task
+        started gets a lease of its own (SPEC.md 9.2)."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= TAKE_MAX:
+            raise ValueError(f"take count must be an integer from 1 to {TAKE_MAX}, not {count!r}")
+        k = self.keys
+        lease = "" if lease_ms is None else now_ms() + lease_ms
+        args: list[Any] = [worker, now_iso(), limits.max_value_bytes, limits.max_fields, lease,
+                           count, k.task_prefix]  # fmt: skip
+        return ScriptCall("take", [k.pending, k.executing], args, _take_reply)
 
     def renew(self, claim: Claim, lease_ms: int) -> ScriptCall[bool]:
         """renew.lua: extend a held task's lease; False when the worker no longer holds it."""

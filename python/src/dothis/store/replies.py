@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from typing import NamedTuple
 
 from dothis.wire.protocol import ErrorCode, RejectCode
 
@@ -50,6 +51,25 @@ class Skipped:
 
 
 StartReply = Started | Refused | Rejected | Skipped
+
+
+@dataclass(frozen=True)
+class Unstarted:
+    """take.lua: the entry was claimed (it is in executing) but not started, because the script
+    does not map its id to a key (an id that is not printable ASCII, or not valid at all). The
+    caller handles it at once as a claimed entry (SPEC.md 5.2): reject it with invalid-id, or start
+    it with start.lua."""
+
+
+TakeReply = StartReply | Unstarted
+
+
+class Taken(NamedTuple):
+    """One entry take.lua moved from pending to executing, in claim order: the entry byte for byte,
+    and what start.lua would have replied for it (or ``Unstarted``)."""
+
+    entry: bytes
+    reply: TakeReply
 
 
 class Finished(Enum):

@@ -16,7 +16,7 @@ from dothis.store.resources import lua_source
 
 NAMES = (
     "enqueue", "start", "finish", "retry", "recover", "renew", "reject", "promote", "requeue",
-    "release", "cancel", "fire", "progress", "delete",
+    "release", "cancel", "fire", "progress", "delete", "take",
 )  # fmt: skip
 
 
