@@ -135,7 +135,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         return max(filter(None, [value(results, system, "drain-rec", "rate"),
                                  value(results, system, "drain-c1", "rate")]), default=None)
 
-    d_drain = value(results, "dothis", "drain-rec", "rate")
+    # The default worker is the one started with no flags: concurrency 1 (drain-c1); the drain at
+    # the concurrency the sweep chose (a flag) is context.
+    d_drain = value(results, "dothis", "drain-c1", "rate")
+    d_rec = value(results, "dothis", "drain-rec", "rate")
+    if d_drain and d_rec:
+        out.append(("drain, --concurrency at the sweep's choice (context)",
+                    f"{d_rec:,.0f}/s = {d_rec / d_drain:.2f}x the default", "n/a"))
     if d_drain:
         for peer, goal in (("huey", 3.0), ("bee-queue", 1.0)):
             other = best_drain(peer)

@@ -25,7 +25,15 @@ from dothis.engine.tries import TryResult
 from dothis.store.connection import REDIS_ERRORS, REDIS_OR_REPLY_ERRORS
 from dothis.store.faults import report
 from dothis.store.ops import Limits, Ops, ScriptCall
-from dothis.store.replies import Finished, Refused, Rejected, Rescheduled, Skipped, Started
+from dothis.store.replies import (
+    Finished,
+    Refused,
+    Rejected,
+    Rescheduled,
+    Skipped,
+    Started,
+    StartReply,
+)
 from dothis.wire import checks
 from dothis.wire.clock import now_ms
 from dothis.wire.protocol import (
@@ -90,32 +98,27 @@ class Begun:
     began: float = 0.0  # monotonic, as the try began
 
 
-def process(entry: bytes, ctx: Context) -> Flow[list[str]]:
-    """Start, run and record one entry; the ids of follow-up tasks it queued."""
-    begun = yield from begin(entry, ctx)
+def process(entry: bytes, ctx: Context, taken: StartReply | None = None) -> Flow[list[str]]:
+    """Start, run and record one entry; the ids of follow-up tasks it queued. ``taken``: what
+    take.lua replied for the entry (it claimed and started it), when it did."""
+    begun = yield from begin(entry, ctx, taken)
     if isinstance(begun, list):
         return begun
     result = yield RunTry(begun.invocation, begun.claim)
     return (yield from conclude(begun, result, ctx))
 
 
-def begin(entry: bytes, ctx: Context) -> Flow[Begun | list[str]]:
-    """start.lua and the checks before a try; Begun, or (the task needs no try) the follow-up
-    ids of its ending."""
+def begin(entry: bytes, ctx: Context, taken: StartReply | None = None) -> Flow[Begun | list[str]]:
+    """start.lua (unless take.lua started the entry: ``taken``) and the checks before a try;
+    Begun, or (the task needs no try) the follow-up ids of its ending."""
     ops = ctx.ops
-    yield Step("claimed")
+    if taken is None:  # claimed and started in one script: there is no point between the two
+        yield Step("claimed")
     task_id, problem = ops.keys.parse_entry(entry)
     if task_id is None:
         yield from _reject(entry, RejectCode.INVALID_ID, problem, ctx)
         return []
-    try:
-        reply = yield ops.start(entry, task_id, ctx.worker_id, ctx.limits, ctx.lease_ms)
-    except REDIS_ERRORS as error:
-        log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
-        reply = yield from _after_lost_start(task_id, ctx)
-    except REDIS_OR_REPLY_ERRORS as error:  # refused (an ACL rule, OOM): a fault, not the task's
-        report(log, error, "cannot start %s", task_id)  # one line per fault episode
-        reply = yield from _after_lost_start(task_id, ctx)
+    reply = taken if taken is not None else (yield from _start(entry, task_id, ctx))
     yield Step("started")
     if isinstance(reply, Rejected):
         yield from _reject(entry, reply.code, reply.reason, ctx)
@@ -144,6 +147,19 @@ def begin(entry: bytes, ctx: Context) -> Flow[Begun | list[str]]:
     ctx.observe(TaskEvent(Kind.STARTED, ops.keys.queue, task_id, ctx.worker_id, prepared.name,
                           settings.retries + 1, settings.attempts, fields=fields))  # fmt: skip
     return Begun(claim, fields, replace(prepared, task=task), time.monotonic())
+
+
+def _start(entry: bytes, task_id: str, ctx: Context) -> Flow[StartReply]:
+    try:
+        reply: StartReply = yield ctx.ops.start(entry, task_id, ctx.worker_id, ctx.limits,
+                                                ctx.lease_ms)  # fmt: skip
+    except REDIS_ERRORS as error:
+        log.warning("the reply to start of %s was lost (%s); reading the hash", task_id, error)
+        reply = yield from _after_lost_start(task_id, ctx)
+    except REDIS_OR_REPLY_ERRORS as error:  # refused (an ACL rule, OOM): a fault, not the task's
+        report(log, error, "cannot start %s", task_id)  # one line per fault episode
+        reply = yield from _after_lost_start(task_id, ctx)
+    return reply
 
 
 def conclude(begun: Begun, result: TryResult, ctx: Context) -> Flow[list[str]]:

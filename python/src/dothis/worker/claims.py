@@ -5,8 +5,13 @@ queue (SPEC.md 11.2) form one group of equal priority: each claim starts at the 
 A slot is a claimed task whose try has not ended: ``concurrency`` of them, plus the prefetch
 (worker/prefetch.py), which may change as the worker goes. A slot frees
 as its try ends, before the outcome is written, so the claim of the next entry goes out in the
-same pipeline as the finish of the last one. A busy worker claims every free slot in one pipelined
-round trip; one that found nothing blocks in BLMOVE for one entry (on its own connection).
+same pipeline as the finish of the last one. A busy worker claims and starts the entries of every
+free slot with one take.lua call per queue (SPEC.md 5.18); one that found nothing blocks in BLMOVE
+for one entry (on its own connection), which the engine then starts with start.lua.
+
+A lost take.lua reply is a failed claim: the worker never starts entries it does not know, and
+the tasks the call may have started, whose leases no one renews, go back to pending when the
+reaper sees their leases run out (SPEC.md 5.18, 9.2).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import redis
 from dothis.store.connection import REDIS_OR_REPLY_ERRORS, redact
 from dothis.store.execute import AsyncStore
 from dothis.store.faults import report
+from dothis.store.ops import TAKE_MAX
+from dothis.store.replies import StartReply, Unstarted
 from dothis.worker.lane import Lane
 from dothis.worker.prefetch import Prefetch
 
@@ -27,6 +34,11 @@ log = logging.getLogger("dothis.worker")
 
 MULTI_QUEUE_BLOCK_SECONDS = 0.25
 CLAIM_BATCH = 100
+
+# A claimed entry: its lane, the entry, and start's reply when take.lua started it (else None:
+# the engine starts it).
+Claimed = tuple[Lane, bytes, StartReply | None]
+HandOver = Callable[[Lane, bytes, StartReply | None], None]
 
 
 class Claimer:
@@ -79,7 +91,7 @@ class Claimer:
         self.held -= 1
         self._freed.set()
 
-    async def run(self, stopped: asyncio.Event, hand_over: Callable[[Lane, bytes], None]) -> None:
+    async def run(self, stopped: asyncio.Event, hand_over: HandOver) -> None:
         """Claim until ``stopped`` is set; each claimed entry goes to ``hand_over``."""
         watch = asyncio.ensure_future(stopped.wait())
         watch.add_done_callback(lambda _: self._freed.set())
@@ -88,9 +100,7 @@ class Claimer:
         finally:
             watch.cancel()
 
-    async def _claim_until(
-        self, stopped: asyncio.Event, hand_over: Callable[[Lane, bytes], None]
-    ) -> None:
+    async def _claim_until(self, stopped: asyncio.Event, hand_over: HandOver) -> None:
         delay, outage = 0.1, None
         loop = asyncio.get_running_loop()
         while not stopped.is_set():
@@ -114,8 +124,8 @@ class Claimer:
                 log.warning("claiming again after %.1f s", loop.time() - outage)
                 delay, outage = 0.1, None
             self.held -= wanted - len(claimed)
-            for lane, entry in claimed:
-                hand_over(lane, entry)
+            for lane, entry, taken in claimed:
+                hand_over(lane, entry, taken)
 
     def _log_outage(self, error: BaseException) -> None:
         if isinstance(error, redis.ResponseError):
@@ -124,23 +134,27 @@ class Claimer:
             log.warning("lost Redis at %s (%s); reconnecting with backoff", redact(self.url),
                         error)  # fmt: skip
 
-    async def _claim(self, wanted: int) -> list[tuple[Lane, bytes]]:
-        """Up to ``wanted`` entries, queues in priority order (shards in turn); blocks in BLMOVE
-        on the first queue (or the shard whose turn it is) when all are empty."""
-        claimed: list[tuple[Lane, bytes]] = []
+    async def _claim(self, wanted: int) -> list[Claimed]:
+        """Up to ``wanted`` entries, queues in priority order (shards in turn), each claimed and
+        started by take.lua; when all are empty, one entry claimed by BLMOVE (not yet started) on
+        the first queue (or the shard whose turn it is)."""
+        claimed: list[Claimed] = []
         single = len(self.lanes) == 1
         lanes = self.order()
         for lane in lanes:
             if self._idle and single:
                 break  # one queue, and nothing waited last time: BLMOVE at once
-            count = wanted - len(claimed)
-            moved = await self.store.run_many([lane.ops.claim()] * count)
-            entries = [entry for entry in moved if isinstance(entry, bytes)]
-            if not entries and not claimed:
-                problems = [entry for entry in moved if isinstance(entry, BaseException)]
-                if problems:
-                    raise problems[0]
-            claimed += [(lane, entry) for entry in entries]
+            ctx = lane.context
+            take = lane.ops.take(ctx.worker_id, ctx.limits, min(wanted - len(claimed), TAKE_MAX),
+                                 ctx.lease_ms)  # fmt: skip
+            try:
+                batch = await self.store.run(take)
+            except REDIS_OR_REPLY_ERRORS:
+                if not claimed:
+                    raise
+                return claimed  # what earlier queues gave is handed over; this one next time
+            claimed += [(lane, taken.entry, None if isinstance(taken.reply, Unstarted)
+                         else taken.reply) for taken in batch]  # fmt: skip
             if len(claimed) == wanted:
                 return claimed
         if claimed:
@@ -151,4 +165,4 @@ class Claimer:
         entry = await self.blocking.run(first.ops.claim_blocking(block))
         # Busy again once BLMOVE returns an entry: the next claim takes a whole batch.
         self._idle = entry is None
-        return [] if entry is None else [(first, entry)]
+        return [] if entry is None else [(first, entry, None)]

@@ -34,7 +34,7 @@ from dothis.engine.tries import TryResult, serve_tries_here
 from dothis.store.connection import REDIS_ERRORS, connect_async, redact, resolve_url
 from dothis.store.execute import AsyncStore
 from dothis.store.ops import Limits, Ops
-from dothis.store.replies import Recovered
+from dothis.store.replies import Recovered, StartReply
 from dothis.store.shards import declare_async
 from dothis.store.topology import check_queues, with_settings
 from dothis.wire.protocol import DEFAULT_QUEUE, ID_MAX_BYTES, Keys, check_name
@@ -315,8 +315,8 @@ class Worker:
 
     # -- one task -----------------------------------------------------------------------------
 
-    def _hand_over(self, lane: Lane, entry: bytes) -> None:
-        job = asyncio.create_task(self._drive(process(entry, lane.context), lane))
+    def _hand_over(self, lane: Lane, entry: bytes, taken: StartReply | None) -> None:
+        job = asyncio.create_task(self._drive(process(entry, lane.context, taken), lane))
         self._running[job] = (lane, entry)
         job.add_done_callback(self._done)
 
