@@ -4,6 +4,7 @@ own reply (parsed as redis-py parses it), its own refusal, or the connection's f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -95,3 +96,27 @@ def test_a_server_that_does_not_answer_times_the_batch_out(url: str, r: redis.Re
     error, took, back = asyncio.run(_with_batcher(url, body, socket_timeout=0.3))
     assert "Timeout" in str(error) and took < 1.2
     assert back == b"back"
+
+
+def test_a_producer_sends_its_commands_in_one_write(url: str, r: redis.Redis) -> None:
+    from dothis.store.batching import Direct
+    from dothis.store.connection import connect
+
+    r.set("direct:text", "not a list")
+    r.hset("direct:hash", mapping={"a": "1"})
+    client = connect(url)
+    try:
+        direct = Direct.of(client)
+        assert direct is not None
+        replies = direct.send([("INCR", "direct:n"), ("LPUSH", "direct:text", "x"),
+                               ("HGETALL", "direct:hash"), ("INCR", "direct:n")])  # fmt: skip
+        assert replies[0] == 1 and replies[3] == 2  # in order, around the refusal
+        assert isinstance(replies[1], redis.ResponseError) and "WRONGTYPE" in str(replies[1])
+        assert replies[2] == {b"a": b"1"}
+        client.client_setname("direct")
+        assert r.client_kill_filter(_type="normal", skipme=True) >= 1
+        with contextlib.suppress(redis.ConnectionError):  # the dead connection fails at most
+            direct.send([("PING",)])  # this call; the next one reconnects
+        assert direct.send([("ECHO", "after")]) == [b"after"]
+    finally:
+        client.close()

@@ -14,8 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from tests.support import RedisServer
+from support import RedisServer
 
 PYTHON_DIR = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import redis.exceptions
 
 from dothis.store.acl import Request as Refused
 from dothis.store.acl import explain_noperm
-from dothis.store.batching import Batcher
+from dothis.store.batching import Batcher, Direct
 from dothis.store.connection import AsyncClient, SyncClient
 from dothis.store.ops import Command, ScriptCall
 from dothis.store.scripts import Scripts, register
@@ -35,8 +35,14 @@ class SyncStore:
     def __init__(self, client: SyncClient) -> None:
         self.client = client
         self.scripts = Scripts(client)  # each registered at its first use
+        self.direct = Direct.of(client)  # None: a cluster client, whose commands go by slot
 
     def run(self, request: ScriptCall[T] | Command[T]) -> T:
+        if self.direct is not None:
+            [raw] = self._direct([request])
+            if isinstance(raw, redis.exceptions.ResponseError):
+                raise _denied(raw, request) from raw
+            return request.parse(raw)
         try:
             if isinstance(request, ScriptCall):
                 raw = self.scripts[request.script](keys=request.keys, args=request.args,
@@ -48,16 +54,43 @@ class SyncStore:
         return request.parse(raw)
 
     def run_many(self, requests: Sequence[ScriptCall[Any]]) -> list[Any]:
-        """Script calls in one pipeline; each reply parsed, or the exception it raised."""
-        pipe = self.client.pipeline(transaction=False)
-        for request in requests:
-            self.scripts[request.script](keys=request.keys, args=request.args, client=pipe)
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except redis.exceptions.ResponseError as error:  # SCRIPT EXISTS / LOAD before the calls
-            raise _denied(error, requests[0]) from error
+        """Script calls in one round trip; each reply parsed, or the exception it raised."""
+        if self.direct is not None:
+            replies = self._direct(requests)
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for request in requests:
+                self.scripts[request.script](keys=request.keys, args=request.args, client=pipe)
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except redis.exceptions.ResponseError as error:  # SCRIPT EXISTS / LOAD first
+                raise _denied(error, requests[0]) from error
         return [_denied(reply, request) if isinstance(reply, Exception) else request.parse(reply)
                 for request, reply in zip(requests, replies, strict=True)]  # fmt: skip
+
+    def _direct(self, requests: Sequence[ScriptCall[Any] | Command[Any]]) -> list[Any]:
+        """Raw replies (a refusal as its ResponseError). Calls that met NOSCRIPT (a restarted
+        Redis, SCRIPT FLUSH: then every call of that script did) are sent again, in their order,
+        once the script is loaded."""
+        assert self.direct is not None
+        commands = [self._command(request) for request in requests]
+        replies = self.direct.send(commands)
+        missing = [index for index, reply in enumerate(replies)
+                   if isinstance(reply, redis.exceptions.NoScriptError)
+                   and isinstance(requests[index], ScriptCall)]  # fmt: skip
+        if missing:
+            for name in {cast(ScriptCall[Any], requests[index]).script for index in missing}:
+                self.client.script_load(self.scripts[name].script)
+            again = self.direct.send([commands[index] for index in missing])
+            for index, reply in zip(missing, again, strict=True):
+                replies[index] = reply
+        return replies
+
+    def _command(self, request: ScriptCall[Any] | Command[Any]) -> tuple[Any, ...]:
+        if isinstance(request, ScriptCall):
+            sha = self.scripts[request.script].sha
+            return ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
+        return tuple(request.args)
 
 
 class AsyncStore:
