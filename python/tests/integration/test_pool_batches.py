@@ -126,3 +126,22 @@ def test_no_more_tries_run_at_once_than_the_slots(size: int) -> None:
 
     took = asyncio.run(_pool_with(body, size=size))
     assert took >= 0.8 / size - 0.05  # four naps of 0.2 s, at most ``size`` at once
+
+
+def test_closing_the_pool_answers_every_try_it_holds() -> None:
+    async def body() -> list[Any]:
+        pool = ProcessPool(1, REGISTRY)
+        pool.start()
+        for _ in range(5):
+            await pool.run("same", {"value": 0}, None)
+        runs = [asyncio.ensure_future(pool.run("nap", {"seconds": 5}, None)) for _ in range(3)]
+        deadline = time.monotonic() + 5
+        while len(pool._lanes[0].sent) < 3:  # all three with the child, the first running
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+        await pool.close()
+        return await asyncio.wait_for(asyncio.gather(*runs), timeout=5)
+
+    results = asyncio.run(body())
+    assert all(isinstance(result, Crashed) and "the pool stopped" in result.detail
+               for result in results), results  # fmt: skip

@@ -333,6 +333,9 @@ class ProcessPool:
         for lane in lanes:
             if lane.timer is not None:
                 lane.timer.cancel()
+            for item in lane.sent:  # whoever still waits hears of it (the child is stopped)
+                _settle(item, Crashed(f"the pool stopped while {item.name} ran or waited"))
+            lane.sent.clear()
         await asyncio.gather(*(lane.child.stop(grace) for lane in lanes),
                              return_exceptions=True)  # fmt: skip
         if self._background:
