@@ -6,8 +6,7 @@ worker and batches concurrent requests into pipelines.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import redis.exceptions
@@ -29,6 +28,16 @@ def _denied(error: BaseException, request: ScriptCall[Any] | Command[Any]) -> Ba
     else:
         what = Refused(command=tuple(request.args))
     return explain_noperm(error, what) or error
+
+
+def _as_sent(
+    request: ScriptCall[Any] | Command[Any], scripts: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    """The command as it goes to Redis: EVALSHA of the script's SHA1, or the plain command."""
+    if isinstance(request, ScriptCall):
+        sha = scripts[request.script].sha
+        return ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
+    return tuple(request.args)
 
 
 class SyncStore:
@@ -73,7 +82,7 @@ class SyncStore:
         Redis, SCRIPT FLUSH: then every call of that script did) are sent again, in their order,
         once the script is loaded."""
         assert self.direct is not None
-        commands = [self._command(request) for request in requests]
+        commands = [_as_sent(request, self.scripts) for request in requests]
         replies = self.direct.send(commands)
         missing = [index for index, reply in enumerate(replies)
                    if isinstance(reply, redis.exceptions.NoScriptError)
@@ -85,12 +94,6 @@ class SyncStore:
             for index, reply in zip(missing, again, strict=True):
                 replies[index] = reply
         return replies
-
-    def _command(self, request: ScriptCall[Any] | Command[Any]) -> tuple[Any, ...]:
-        if isinstance(request, ScriptCall):
-            sha = self.scripts[request.script].sha
-            return ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
-        return tuple(request.args)
 
 
 class AsyncStore:
@@ -106,21 +109,9 @@ class AsyncStore:
             raise _denied(error, request) from error
         return request.parse(raw)
 
-    async def run_many(self, requests: Sequence[ScriptCall[Any] | Command[Any]]) -> list[Any]:
-        """Requests queued together (they share a pipeline); each reply parsed, or the
-        exception it raised."""
-        futures = [self.batch.submit(*self._command(request)) for request in requests]
-        replies = await asyncio.gather(*futures, return_exceptions=True)
-        return [_denied(reply, request) if isinstance(reply, redis.exceptions.ResponseError)
-                else reply if isinstance(reply, BaseException) else request.parse(reply)
-                for request, reply in zip(requests, replies, strict=True)]  # fmt: skip
-
     def _command(
         self, request: ScriptCall[Any] | Command[Any]
     ) -> tuple[str | None, tuple[Any, ...]]:
         """The script's name (None for a plain command) and the command as sent."""
-        if isinstance(request, ScriptCall):
-            sha = self.scripts[request.script].sha
-            return request.script, ("EVALSHA", sha, len(request.keys), *request.keys,
-                                    *request.args)  # fmt: skip
-        return None, tuple(request.args)
+        script = request.script if isinstance(request, ScriptCall) else None
+        return script, _as_sent(request, self.scripts)
