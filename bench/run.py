@@ -49,7 +49,10 @@ PY_PEERS: dict[str, tuple[str, str, Path]] = {
     "rpqueue": ("rpqueue", "rpqueue", PEERS_VENV),
 }
 NODE_PEERS = ("bullmq", "bee-queue")
-TOOLS = ("matplotlib", "py-spy", "hiredis")
+# What the peers' environment needs besides the peers: pip requirement -> import name (None: a
+# command). redis-py is there for the drivers themselves (common.py), since not every peer pulls
+# it in (huey does not).
+TOOLS = {"matplotlib": "matplotlib", "py-spy": None, "hiredis": "hiredis", "redis": "redis"}
 
 
 def log(message: str) -> None:
@@ -152,8 +155,8 @@ def install_peers(wanted: list[str]) -> dict[str, str]:
             for name in wanted:
                 if name in PY_PEERS and PY_PEERS[name][2] == venv:
                     errors[name] = problem
-    tools = [t for t, m in zip(TOOLS, ("matplotlib", None, "hiredis"), strict=True)
-             if (m and not importable(PEERS_VENV, m)) or (m is None and not (PEERS_VENV / "bin" / "py-spy").exists())]
+    tools = [t for t, m in TOOLS.items()
+             if (m and not importable(PEERS_VENV, m)) or (m is None and not (PEERS_VENV / "bin" / t).exists())]
     if tools and (PEERS_VENV / "bin" / "pip").exists():
         log(f"installing into {PEERS_VENV.name}: {' '.join(tools)}")
         _run([str(PEERS_VENV / "bin" / "pip"), "install", "-q", *tools, "psutil"])
