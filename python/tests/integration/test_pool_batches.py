@@ -62,9 +62,9 @@ def test_short_tries_go_to_the_child_in_batches() -> None:
         child = pool._lanes[0].child
         send = child.send
 
-        async def counting(kind: str, items: list[Any]) -> None:
+        def counting(kind: str, items: list[Any]) -> None:
             sent.append(len(items))
-            await send(kind, items)
+            send(kind, items)
 
         child.send = counting  # type: ignore[method-assign]
         return await asyncio.gather(*(pool.run("same", {"value": n}, None) for n in range(100)))
@@ -145,3 +145,21 @@ def test_closing_the_pool_answers_every_try_it_holds() -> None:
     results = asyncio.run(body())
     assert all(isinstance(result, Crashed) and "the pool stopped" in result.detail
                for result in results), results  # fmt: skip
+
+
+def test_a_message_larger_than_the_socket_buffer_reaches_the_child_whole() -> None:
+    # A message the socket cannot take at once is written as it drains; a frame sent meanwhile
+    # (here a withdrawal) queues behind it, so no frame is cut into by another.
+    big = "x" * (4 << 20)
+
+    async def body(pool: ProcessPool) -> list[Any]:
+        first = asyncio.ensure_future(pool.run("same", {"value": big}, None, 8 << 20))
+        withdrawn = asyncio.ensure_future(pool.run("same", {"value": "no"}, None))
+        while not pool._lanes[0].sent:  # both sent in one message
+            await asyncio.sleep(0)
+        assert pool._lanes[0].child._backlog, "the message fitted the socket: nothing tested"
+        withdrawn.cancel()
+        after = await pool.run("same", {"value": "after"}, None)
+        return [await first, withdrawn.cancelled(), after]
+
+    assert asyncio.run(_pool_with(body)) == [Returned(f'"{big}"'), True, Returned('"after"')]

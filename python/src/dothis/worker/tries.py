@@ -28,6 +28,7 @@ from dothis.engine.tries import (
 from dothis.store.ops import Ops
 from dothis.wire.protocol import DEFAULT_MAX_VALUE_BYTES
 from dothis.worker.pool import ProcessPool
+from dothis.worker.slots import Slots
 from dothis.worker.threads import ThreadPool
 
 CancelToken = tuple[Ops, str]
@@ -62,7 +63,7 @@ class Tries:
         observe: Callable[[float], None] | None = None,
     ) -> None:
         """``observe`` hears how many seconds each try ran (not counting its wait for a slot)."""
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = Slots(concurrency)
         self.observe = observe
         self.default_timeout = default_timeout
         self.pool = pool
@@ -113,9 +114,15 @@ class Tries:
     async def _watched(
         self, invocation: Invocation, timeout: float | None, stop: Stop
     ) -> TryResult:
-        """The try in a task of its own, which ``stop`` cancels (a child process is killed; a
-        thread is abandoned and runs on)."""
-        running = stop.running = asyncio.ensure_future(self._invoke(invocation, timeout))
+        """The try as a future (a task of its own, or the process pool's future), which ``stop``
+        cancels (a child process is killed; a thread is abandoned and runs on)."""
+        running: asyncio.Future[TryResult]
+        if self.pool is not None and not invocation.is_async:  # its children have the middleware
+            running = self.pool.submit(invocation.name, invocation.args, timeout,
+                                       self.max_value_bytes, invocation.task)  # fmt: skip
+        else:
+            running = asyncio.ensure_future(self._invoke(invocation, timeout))
+        stop.running = running
         try:
             return await running
         except TimeoutError:
@@ -134,8 +141,6 @@ class Tries:
         task, middleware = invocation.task, invocation.middleware
         if invocation.is_async:
             return await asyncio.wait_for(run_coroutine(function, args, task, middleware), timeout)
-        if self.pool is not None:  # its children enter their own copy of the middleware
-            return await self.pool.run(invocation.name, args, timeout, self.max_value_bytes, task)
         if self.threads is None:  # pool "inline": on the event loop, for short functions
             return run_call(function, args, task, middleware)
         return await self.threads.run(invocation.name, function, args, timeout, task, middleware)

@@ -29,6 +29,7 @@ from dothis.engine.registry import Registry
 from dothis.engine.tries import Crashed, TryResult
 from dothis.wire.protocol import DEFAULT_MAX_VALUE_BYTES
 from dothis.worker.pool.parent import Child, ForeignReply, check_reply
+from dothis.worker.slots import Slots
 
 log = logging.getLogger("dothis.pool")
 
@@ -77,7 +78,7 @@ class ProcessPool:
         self,
         size: int,
         registry: Registry,
-        slots: asyncio.Semaphore | None = None,
+        slots: Slots | None = None,
         observe: Callable[[float], None] | None = None,
     ) -> None:
         self.size = size
@@ -90,6 +91,7 @@ class ProcessPool:
         self._waiting: collections.deque[_Try] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._feeding = False  # a call of _feed_idle is due
         self._background: set[asyncio.Future[Any]] = set()
         self._closed = False
 
@@ -112,22 +114,49 @@ class ProcessPool:
     ) -> TryResult:
         """One try in a child; TimeoutError after ``timeout`` s; Crashed if the child dies or
         something else answers; TooLarge for a value longer than ``max_value_bytes``."""
+        return await self.submit(name, args, timeout, max_value_bytes, task)
+
+    def submit(
+        self,
+        name: str,
+        args: dict[str, Any],
+        timeout: float | None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        task: TaskContext | None = None,
+    ) -> asyncio.Future[TryResult]:
+        """As ``run``, the future of the try's result; cancelling it withdraws the try (or stops
+        it: its child is replaced). An idle child gets it with the tries submitted along with it
+        (in the same turn of the event loop) in one message."""
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[TryResult] = loop.create_future()
         if self._closed:
-            return Crashed(f"the pool stopped before {name} could run")
+            future.set_result(Crashed(f"the pool stopped before {name} could run"))
+            return future
         if self._dispatcher is None:
             self._wake = asyncio.Event()
-            self.slots = self.slots or asyncio.Semaphore(self.size)
+            self.slots = self.slots or Slots(self.size)
             self._dispatcher = loop.create_task(self._dispatch())
-        item = _Try(name, args, timeout, max_value_bytes, task, loop.create_future())
+        item = _Try(name, args, timeout, max_value_bytes, task, future)
+        future.add_done_callback(partial(self._cancelled, item))
         self._waiting.append(item)
-        assert self._wake is not None
-        self._wake.set()
-        try:
-            return await item.future
-        except asyncio.CancelledError:
+        if self._idle and not self._feeding:  # at the end of this turn, not through a task
+            self._feeding = True
+            loop.call_soon(self._feed_idle)
+        return future
+
+    def _feed_idle(self) -> None:
+        """Give the waiting tries to idle children while slots are free; the dispatcher waits
+        for a slot for the rest."""
+        self._feeding = False
+        assert self._wake is not None and self.slots is not None
+        while self._waiting and self._idle and not self._closed and self.slots.try_acquire():
+            self._feed(self._idle.pop())
+        if self._waiting and self._idle:
+            self._wake.set()
+
+    def _cancelled(self, item: _Try, future: asyncio.Future[TryResult]) -> None:
+        if future.cancelled():
             self._withdraw(item)
-            raise
 
     # -- feeding the children --------------------------------------------------------------------
 
@@ -143,9 +172,9 @@ class ProcessPool:
             if self._closed or not (self._waiting and self._idle):
                 self.slots.release()
                 continue
-            await self._feed(self._idle.pop())
+            self._feed(self._idle.pop())
 
-    async def _feed(self, lane: _Lane) -> None:
+    def _feed(self, lane: _Lane) -> None:
         """Send ``lane`` (which holds a slot) the tries waiting now; with none, it goes idle."""
         if lane.child.stray_output():
             log.warning("process %d had output no try asked for (a process forked by an "
@@ -169,7 +198,7 @@ class ProcessPool:
         lane.began = asyncio.get_running_loop().time()
         self._arm(lane)
         try:
-            await lane.child.send("run", requests)
+            lane.child.send("run", requests)
         except Exception as error:  # the child is gone: its end is handled as any other
             self._ended(lane, error)
 
@@ -225,7 +254,7 @@ class ProcessPool:
             lane.timer.cancel()
             lane.timer = None
         if self._waiting and not self._closed:  # keep the slot: feed it again
-            self._in_background(self._feed(lane))
+            self._feed(lane)
         else:
             self._go_idle(lane)
 
@@ -294,7 +323,7 @@ class ProcessPool:
             return None
         replacement = self._spawn()
         if self._waiting:
-            self._in_background(self._feed(replacement))
+            self._feed(replacement)
         else:
             self._go_idle(replacement)
         return replacement
@@ -311,7 +340,10 @@ class ProcessPool:
                 lane.sent.popleft()
                 self._lose(lane)
             else:  # not begun: the child skips it (its reply is still read, in order)
-                self._in_background(lane.child.send("withdraw", [item.number]))
+                try:
+                    lane.child.send("withdraw", [item.number])
+                except Exception as error:  # the child is gone: its end is handled as any other
+                    self._ended(lane, error)
             return
 
     def _in_background(self, work: Any) -> asyncio.Future[Any]:

@@ -81,6 +81,7 @@ class Child:
             self.pidfd = os.pidfd_open(pid)
         self._loop: asyncio.AbstractEventLoop | None = None  # watching the socket and pidfd
         self._buffer = bytearray()  # bytes read, not yet a whole frame
+        self._backlog = bytearray()  # bytes of frames not yet written (the socket was full)
         self._frames: collections.deque[bytes] = collections.deque()  # frames no try asked for
         self._on_frame: Callable[[bytes], None] | None = None  # who takes each reply
         self._on_end: Callable[[Exception], None] | None = None  # who hears of the child's end
@@ -115,6 +116,9 @@ class Child:
         if loop is None or loop.is_closed():
             return
         loop.remove_reader(self.sock.fileno())
+        if self._backlog:
+            loop.remove_writer(self.sock.fileno())
+            self._backlog.clear()
         if self.pidfd is not None:
             loop.remove_reader(self.pidfd)
 
@@ -192,19 +196,41 @@ class Child:
         message = task.to_message() if task is not None else None
         return try_id, nonce, [try_id, nonce, name, args, max_value_bytes, message]
 
-    async def send(self, kind: str, items: list[Any]) -> None:
-        """One frame: ``run`` with tries, or ``withdraw`` with the numbers of tries not to run."""
+    def send(self, kind: str, items: list[Any]) -> None:
+        """One frame: ``run`` with tries, or ``withdraw`` with the numbers of tries not to run.
+        Written now as far as the socket takes it; the rest (behind which later frames queue)
+        as the socket drains, while the child is watched."""
+        if self._ended:
+            raise ChildCrashed("it had ended")
         body = json.dumps([kind, items]).encode()
         frame = HEADER.pack(len(body)) + body
-        loop = asyncio.get_running_loop()
+        if self._backlog:
+            self._backlog += frame
+            return
         try:
             sent = self.sock.send(frame)
-            if sent < len(frame):
-                await loop.sock_sendall(self.sock, frame[sent:])
         except (BlockingIOError, InterruptedError):
-            await loop.sock_sendall(self.sock, frame)
+            sent = 0
         except OSError as error:
             raise ChildCrashed(str(error)) from error
+        if sent < len(frame):
+            if self._loop is None:
+                self._watch(asyncio.get_running_loop())
+            assert self._loop is not None
+            self._backlog = bytearray(frame[sent:])
+            self._loop.add_writer(self.sock.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self.sock.send(self._backlog)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._end(ChildCrashed(str(error)))
+            return
+        del self._backlog[:sent]
+        if not self._backlog and self._loop is not None:
+            self._loop.remove_writer(self.sock.fileno())
 
     async def stop(self, grace: float = 0.0) -> int:
         """Stop the child and collect it (once, however often it is called); its exit status.
