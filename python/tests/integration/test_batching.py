@@ -120,3 +120,22 @@ def test_a_producer_sends_its_commands_in_one_write(url: str, r: redis.Redis) ->
         assert direct.send([("ECHO", "after")]) == [b"after"]
     finally:
         client.close()
+
+
+def test_a_request_made_while_a_batch_is_out_does_not_wait_for_its_reply(url: str) -> None:
+    # The first batch blocks in Redis for a second; requests made meanwhile (the next claim,
+    # while the finishes are on their way) go out at once on another connection, and so does one
+    # made just after such a reply came back.
+    async def body(batcher: Batcher, sha: str) -> tuple[float, float, Any]:
+        blocked = batcher.submit(None, ("BLPOP", "batch:nothing", 1))
+        await asyncio.sleep(0.05)  # the blocking batch is out
+        started = time.monotonic()
+        assert await batcher.send(None, ("ECHO", "first")) == b"first"
+        first = time.monotonic() - started
+        assert await batcher.send(None, ("ECHO", "second")) == b"second"
+        second = time.monotonic() - started
+        return first, second, await blocked
+
+    first, second, blocked = asyncio.run(_with_batcher(url, body))
+    assert blocked is None  # BLPOP timed out after its second
+    assert first < 0.5 and second < 0.5, (first, second)
