@@ -116,7 +116,7 @@ class Batcher:
                 batch, self._queued = self._queued[: self.limit], self._queued[self.limit :]
                 await self._send(batch)
         finally:  # now, not in a callback: a request made at once after its reply has a place
-            self._flushers.discard(me)  # type: ignore[arg-type]
+            self._flushers.discard(me)
 
     async def _send(self, batch: list[Queued]) -> None:
         commands = [command for _, command, _ in batch]
