@@ -116,3 +116,23 @@ def test_protocol_must_be_exactly_one(version: str) -> None:
     hash_fields = fields(function=b"greet", args=b'{"name": "a"}', protocol=version.encode())
     outcome = prepare(hash_fields, registry)
     assert isinstance(outcome, Failure) and outcome.code == ErrorCode.UNSUPPORTED_PROTOCOL
+
+
+def test_the_fit_of_argument_names_is_remembered_per_function_and_names() -> None:
+    # bind's answer depends on the names only: the same names get the same answer again, other
+    # names (or another function under a name registered again) are judged afresh.
+    fits = Registry()
+    fits.add(lambda name: name, name="one")
+    for _ in range(2):
+        assert fits.misfit("one", {"name": "a"}) is None
+        assert "missing a required argument" in (fits.misfit("one", {}) or "")
+        assert "unexpected keyword argument 'other'" in (
+            fits.misfit("one", {"name": "a", "other": 1}) or ""
+        )
+    again = Registry()
+    again.add(lambda name: name, name="one")
+    assert again.misfit("one", {"name": 1}) is None
+    fits.add(lambda: None, name="none")
+    assert fits.misfit("none", {"name": "a"}) is not None
+    outcome = prepare(fields(function=b"one", args=b'{"name": "x"}'), fits)
+    assert isinstance(outcome, Invocation) and not outcome.is_async

@@ -3,7 +3,6 @@ running (SPEC.md 8.1's order of checks)."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -73,11 +72,10 @@ def prepare(fields: checks.Fields, registry: Registry | None) -> Invocation | Fa
             ErrorCode.ARGS_NOT_OBJECT,
             f"args must be a JSON object of named arguments, not {type(args).__name__}",
         )
-    if registry is not None:
-        try:
-            registry.signature(function).bind(**args)
-        except TypeError as error:
-            return Failure(ErrorCode.BAD_ARGUMENTS, f"args do not fit {function}(): {error}")
-    middleware = tuple(registry.middleware) if registry is not None else ()
-    return Invocation(function, target, args, inspect.iscoroutinefunction(target), settings,
-                      middleware=middleware)  # fmt: skip
+    if registry is None:
+        return Invocation(function, target, args, False, settings)
+    misfit = registry.misfit(function, args)
+    if misfit is not None:
+        return Failure(ErrorCode.BAD_ARGUMENTS, f"args do not fit {function}(): {misfit}")
+    return Invocation(function, target, args, registry.is_async(function), settings,
+                      middleware=tuple(registry.middleware))  # fmt: skip

@@ -23,6 +23,8 @@ from dothis.wire.records import Claim
 
 T = TypeVar("T")
 
+_STORE_REQUESTS = (ScriptCall, Command)  # what a flow sends to Redis
+
 
 @dataclass(frozen=True)
 class RunTry:
@@ -58,7 +60,7 @@ def drive_sync(flow: Flow[T], store: SyncStore, run_try: Callable[[RunTry], TryR
             return result
         reply, error = None, None
         try:
-            if isinstance(request, ScriptCall | Command):
+            if isinstance(request, _STORE_REQUESTS):
                 reply = store.run(request)
             elif isinstance(request, RunTry):
                 reply = run_try(request)
@@ -84,7 +86,7 @@ async def drive_async(
             return result
         reply, error = None, None
         try:
-            if isinstance(request, ScriptCall | Command):
+            if isinstance(request, _STORE_REQUESTS):
                 reply = await store.run(request)
             elif isinstance(request, RunTry):
                 reply = await run_try(request)

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from dothis.engine import decide
@@ -146,7 +146,9 @@ def begin(entry: bytes, ctx: Context, taken: StartReply | None = None) -> Flow[B
                           settings.attempts, ctx.worker_id, claim.claims, fields)  # fmt: skip
     ctx.observe(TaskEvent(Kind.STARTED, ops.keys.queue, task_id, ctx.worker_id, prepared.name,
                           settings.retries + 1, settings.attempts, fields=fields))  # fmt: skip
-    return Begun(claim, fields, replace(prepared, task=task), time.monotonic())
+    invocation = Invocation(prepared.name, prepared.function, prepared.args, prepared.is_async,
+                            prepared.settings, task, prepared.middleware)  # fmt: skip
+    return Begun(claim, fields, invocation, time.monotonic())
 
 
 def _start(entry: bytes, task_id: str, ctx: Context) -> Flow[StartReply]:

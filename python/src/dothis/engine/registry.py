@@ -65,12 +65,18 @@ class Schedule:
         return f"{self.name}@{iso_from_ms(occurrence)}"
 
 
+FITS_REMEMBERED = 4096  # argument-name sets whose fit is remembered, across all functions
+
+
 class Registry:
     """A mapping of function names to callables, and the schedules that fire them."""
 
     def __init__(self) -> None:
         self._functions: dict[str, Callable[..., Any]] = {}
         self._signatures: dict[str, inspect.Signature] = {}
+        self._async: dict[str, bool] = {}
+        # Whether args with these names fit a function (bind's answer depends on the names only).
+        self._fits: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self.schedules: list[Schedule] = []
         # Entered around every call, in the process that runs it (engine/context.py).
         self.middleware: list[Callable[..., Any]] = []
@@ -93,6 +99,8 @@ class Registry:
             )
         self._functions[name] = function
         self._signatures[name] = inspect.signature(function)
+        self._async[name] = inspect.iscoroutinefunction(function)
+        self._fits.clear()
         return name
 
     def register(self, function: Any = None, *, name: str | None = None) -> Any:
@@ -130,6 +138,25 @@ class Registry:
 
     def signature(self, name: str) -> inspect.Signature:
         return self._signatures[name]
+
+    def is_async(self, name: str) -> bool:
+        return self._async[name]
+
+    def misfit(self, name: str, args: dict[str, Any]) -> str | None:
+        """Why named arguments ``args`` do not fit the function ``name`` (bind's TypeError), or
+        None when they do; remembered by the names given, since nothing else decides it."""
+        key = (name, tuple(args))
+        if key in self._fits:
+            return self._fits[key]
+        try:
+            self._signatures[name].bind(**args)
+            problem = None
+        except TypeError as error:
+            problem = str(error)
+        if len(self._fits) >= FITS_REMEMBERED:
+            self._fits.clear()
+        self._fits[key] = problem
+        return problem
 
     def names(self) -> list[str]:
         return sorted(self._functions)

@@ -15,6 +15,7 @@ _INTEGER = re.compile(r"0|[1-9][0-9]{0,8}")
 _SECONDS = re.compile(r"(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?")
 
 Fields = dict[bytes, bytes]
+_NAMES = {field: field.value.encode() for field in Field}  # each field's name as the hash has it
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Settings:
 
 def text(fields: Fields, name: Field) -> str | None:
     """A field as text; UnicodeDecodeError when it is not UTF-8."""
-    raw = fields.get(name.value.encode())
+    raw = fields.get(_NAMES[name])
     return None if raw is None else raw.decode("utf-8")
 
 
