@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,17 @@ def die() -> None:
     os._exit(3)
 
 
+def default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def sigterm_handler() -> str:
+    handler = signal.getsignal(signal.SIGTERM)
+    return getattr(handler, "__name__", str(handler))
+
+
 REGISTRY = Registry()
-for function in (same, pid, nap, touch, die):
+for function in (same, pid, nap, touch, die, default_sigterm, sigterm_handler):
     REGISTRY.add(function)
 
 
@@ -163,3 +173,13 @@ def test_a_message_larger_than_the_socket_buffer_reaches_the_child_whole() -> No
         return [await first, withdrawn.cancelled(), after]
 
     assert asyncio.run(_pool_with(body)) == [Returned(f'"{big}"'), True, Returned('"after"')]
+
+
+def test_a_try_that_changes_the_stop_signals_handler_does_not_change_it_for_the_next() -> None:
+    async def body(pool: ProcessPool) -> list[Any]:
+        before = await pool.run("sigterm_handler", {}, None)
+        await pool.run("default_sigterm", {}, None)
+        return [before, await pool.run("sigterm_handler", {}, None)]
+
+    before, after = asyncio.run(_pool_with(body))
+    assert before == after == Returned('"_nothing"')

@@ -10,7 +10,8 @@ that runs it: a database session, a trace span, a timer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -98,15 +99,35 @@ def set_reporter(reporter: Reporter | None) -> None:
     _reporter["write"] = reporter
 
 
-@contextlib.contextmanager
-def running(task: TaskContext | None, middleware: Sequence[Middleware] = ()) -> Iterator[None]:
-    """Make ``task`` the current task and enter each middleware around the call, in order."""
-    token = _current.set(task)
-    try:
-        with contextlib.ExitStack() as stack:
-            if task is not None:
-                for factory in middleware:
-                    stack.enter_context(factory(task))
-            yield
-    finally:
-        _current.reset(token)
+class running:
+    """Make ``task`` the current task and enter each middleware around the call, in order (a
+    class rather than a generator: it is on the path of every try, usually with no middleware)."""
+
+    __slots__ = ("middleware", "stack", "task", "token")
+
+    def __init__(self, task: TaskContext | None, middleware: Sequence[Middleware] = ()) -> None:
+        self.task = task
+        self.middleware = middleware if task is not None else ()
+        self.stack: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> None:
+        self.token = _current.set(self.task)
+        if not self.middleware or self.task is None:
+            return
+        stack = contextlib.ExitStack()
+        try:
+            for factory in self.middleware:
+                stack.enter_context(factory(self.task))
+        except BaseException:
+            try:
+                stack.__exit__(*sys.exc_info())
+            finally:
+                _current.reset(self.token)
+            raise
+        self.stack = stack
+
+    def __exit__(self, *exc: Any) -> bool:
+        try:
+            return bool(self.stack.__exit__(*exc)) if self.stack is not None else False
+        finally:
+            _current.reset(self.token)

@@ -44,9 +44,13 @@ def _nothing(signum: int, frame: FrameType | None) -> None:
     """SIGTERM and SIGINT in a child: the worker decides what happens to its tries."""
 
 
-def _ignore_stop_signals() -> None:
+def _ignore_stop_signals(unless_kept: bool = False) -> None:
+    """``unless_kept``: only where a task put another handler (after a try: no system call
+    when, as nearly always, the task left them alone)."""
     # A handler rather than SIG_IGN: a program the task starts (exec) gets the default back.
     for signum in (signal.SIGTERM, signal.SIGINT):
+        if unless_kept and signal.getsignal(signum) is _nothing:
+            continue
         signal.signal(signum, _nothing)
         signal.siginterrupt(signum, False)  # system calls restart, in native code too
 
@@ -209,7 +213,7 @@ def _run_one(request: list[Any], withdrawn: set[int], serving: _Serving,
         if os.getpid() != serving.pid:  # a process the task forked came back here: not its turn
             os._exit(0)
         streams.restore()
-        _ignore_stop_signals()
+        _ignore_stop_signals(unless_kept=True)
     result = within_limit(result, max_value_bytes)
     reply = [serving.token, serving.try_id, serving.nonce, serving.pid, to_message(result)]
     try:
