@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +57,8 @@ class Call:
 
 
 def _encode_args(args: Mapping[str, Any]) -> str:
+    if type(args) is dict and not args:  # no arguments (the common case): nothing to check
+        return "{}"
     if not isinstance(args, Mapping):
         raise InvalidArguments(
             f"args must be a mapping of names to values, not {type(args).__name__}"
@@ -67,7 +69,8 @@ def _encode_args(args: Mapping[str, Any]) -> str:
     # args.schema.json asks for a JSON object and nothing more (a unit test holds it to that), so
     # these checks are the whole schema; jsonschema is not imported (it takes seconds).
     try:
-        return codec.encode(dict(args))  # once: the value of each argument is encoded here
+        # once: the value of each argument is encoded here
+        return codec.encode_object(args if type(args) is dict else dict(args))
     except (TypeError, ValueError):
         for name, value in args.items():  # only on failure: name the argument at fault
             try:
@@ -75,6 +78,31 @@ def _encode_args(args: Mapping[str, Any]) -> str:
             except (TypeError, ValueError) as error:
                 raise InvalidArguments(f"argument {name!r} has no JSON form: {error}") from error
         raise
+
+
+# The first digit of a version 4 UUID's fourth group: the variant bits (10) and two random bits,
+# those of the random digit in its place.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def new_task_id() -> str:
+    """A random id: the text of a version 4 UUID, as ``str(uuid.uuid4())`` writes it, with the
+    same 122 random bits from ``os.urandom`` in a third of the time (one is made per task)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# The options of a task that sets none (``TaskOptions()``, shared: it is frozen): the back of the
+# pending list, no field beyond the base ones, no parents.
+_PLAIN = TaskOptions()
+_CREATED = Enqueued.CREATED
+# A task checked and ready to write: (task id, function name, encoded args, placement, the
+# fields after the base ones, parent ids, trace fields).
+_Prepared = tuple[str, str, str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+# The names and the state of a task's base fields, read once (an enum member costs a lookup).
+_FUNCTION, _STATE, _ARGS, _PENDING_CREATED, _PENDING = (
+    Field.FUNCTION, Field.STATE, Field.ARGS, Field.PENDING_CREATED, State.PENDING
+)  # fmt: skip
 
 
 class Queue(Inspection):
@@ -176,27 +204,43 @@ class Queue(Inspection):
         self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
     ) -> ScriptCall[Enqueued]:
         """The enqueue.lua call of one task, every part checked."""
-        self._check_clock()
-        name = function_name(function)
+        return self._script_call(self._prepare(function, args, options))
+
+    def _prepare(
+        self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
+    ) -> _Prepared:
+        """Every check of one task, and what its enqueue.lua call is made of (``_script_call``).
+        Strings and tuples: for a plain call, a tuple of strings, which the garbage collector soon
+        stops tracking, so that the many tasks an ``enqueue_many`` holds until all are checked set
+        off few full collections (it makes their calls one batch at a time)."""
+        if not self._clock_checked:
+            self._check_clock()
+        name = function if type(function) is str else function_name(function)
         if not name:
             raise InvalidArguments("function name is empty")
-        task_id = self._task_id(options.task_id)
+        task_id = new_task_id() if options.task_id is None else self._task_id(options.task_id)
         encoded = _encode_args(args)
+        if options is _PLAIN:
+            return task_id, name, encoded, "back", (), (), tuple(trace_fields())
         placement, extra, parents = options.placement_and_fields()
+        trace = tuple(trace_fields())
+        return task_id, name, encoded, placement, tuple(extra), tuple(parents), trace
+
+    def _script_call(self, prepared: _Prepared) -> ScriptCall[Enqueued]:
+        """The enqueue.lua call of a prepared task; its ``pending-created`` is now."""
+        task_id, name, encoded, placement, extra, parents, trace = prepared
         fields = [
-            Field.FUNCTION, name,
-            Field.STATE, State.PENDING,
-            Field.ARGS, encoded,
-            Field.PENDING_CREATED, now_iso(),
+            _FUNCTION, name,
+            _STATE, _PENDING,
+            _ARGS, encoded,
+            _PENDING_CREATED, now_iso(),
             *extra,
-            *trace_fields(),
+            *trace,
         ]  # fmt: skip
         return self.ops.enqueue(task_id, placement, parents, fields,
                                 into_executing=self.eager is not None)  # fmt: skip
 
-    def _task_id(self, task_id: str | None) -> str:
-        if task_id is None:
-            return str(uuid.uuid4())
+    def _task_id(self, task_id: str) -> str:
         try:
             check_name(task_id, "task id", ID_MAX_BYTES)
         except ValueError as error:
@@ -238,10 +282,16 @@ class Queue(Inspection):
         ``failure_ttl`` seconds its hash is kept after it ends (-1: forever); ``on_success`` /
         ``on_failure`` functions to run afterwards; ``description`` free text.
         """
-        options = TaskOptions(
-            task_id, attempts, timeout, delay, at, at_front, depends_on, ttl, result_ttl,
-            failure_ttl, on_success, on_failure, description,
-        )  # fmt: skip
+        if (task_id is None and attempts is None and timeout is None and delay is None
+                and at is None and not at_front and depends_on is None and ttl is None
+                and result_ttl is None and failure_ttl is None and on_success is None
+                and on_failure is None and description is None):  # fmt: skip
+            options = _PLAIN
+        else:
+            options = TaskOptions(
+                task_id, attempts, timeout, delay, at, at_front, depends_on, ttl, result_ttl,
+                failure_ttl, on_success, on_failure, description,
+            )  # fmt: skip
         return self._enqueue(function, args, options)
 
     def enqueue_call(
@@ -251,7 +301,7 @@ class Queue(Inspection):
         unknown = set(options) - set(OPTION_NAMES)
         if unknown:
             raise InvalidArguments(f"unknown option(s): {', '.join(sorted(unknown))}")
-        return self._enqueue(function, args or {}, TaskOptions(**options))
+        return self._enqueue(function, args or {}, TaskOptions(**options) if options else _PLAIN)
 
     def _enqueue(
         self, function: FunctionRef, args: Mapping[str, Any], options: TaskOptions
@@ -270,6 +320,8 @@ class Queue(Inspection):
         return Task(self, request.args[0], mark)
 
     def _check(self, created: Enqueued, task_id: str, options: TaskOptions) -> None:
+        if created is _CREATED:
+            return
         if created is Enqueued.EXISTS:
             raise TaskExists(task_id, self.keys.task(task_id))
         parents = ", ".join(options.parents())
@@ -288,33 +340,44 @@ class Queue(Inspection):
         Every call is validated before anything is written. A custom id that is taken raises
         TaskExists after the others were queued.
         """
-        prepared: list[tuple[ScriptCall[Enqueued], TaskOptions]] = []
+        prepared: list[_Prepared] = []
+        options_of: list[TaskOptions] = []
         for item in calls:
             call = item if isinstance(item, Call) else Call(*item)
-            options = TaskOptions(task_id=call.task_id, **call.options)
-            if self.eager is not None:
-                options = self.eager.options(options)
-            prepared.append((self._request(call.function, call.args, options), options))
+            if call.task_id is None and type(call.options) is dict and not call.options:
+                options = _PLAIN  # what TaskOptions() would be, in eager mode too
+            else:
+                options = TaskOptions(task_id=call.task_id, **call.options)
+                if self.eager is not None:
+                    options = self.eager.options(options)
+            prepared.append(self._prepare(call.function, call.args, options))
+            options_of.append(options)
         if self.eager is not None:  # one at a time, each run before the next is queued
-            return self._eager_many(prepared)
+            return self._eager_many(prepared, options_of)
         failures: list[tuple[Enqueued, str, TaskOptions]] = []
         with translate_errors(self.url):
             for start in range(0, len(prepared), ENQUEUE_BATCH):
-                batch = prepared[start : start + ENQUEUE_BATCH]
-                replies = self.store.run_many([request for request, _ in batch])
-                for (request, options), created in zip(batch, replies, strict=True):
-                    if isinstance(created, Exception):
-                        raise created
-                    if created is not Enqueued.CREATED:
-                        failures.append((created, request.args[0], options))
+                # The calls of one batch at a time: made as it goes, dropped once it is answered.
+                requests = [
+                    self._script_call(task) for task in prepared[start : start + ENQUEUE_BATCH]
+                ]
+                replies = self.store.run_many(requests)
+                for index, created in zip(
+                    range(start, start + len(requests)), replies, strict=True
+                ):
+                    if created is not _CREATED:
+                        if isinstance(created, Exception):
+                            raise created
+                        failures.append((created, prepared[index][0], options_of[index]))
         for created, task_id, options in failures:
             self._check(created, task_id, options)
-        return [Task(self, request.args[0]) for request, _ in prepared]
+        return [Task(self, task[0]) for task in prepared]
 
-    def _eager_many(self, prepared: list[tuple[ScriptCall[Enqueued], TaskOptions]]) -> list[Task]:
+    def _eager_many(self, prepared: list[_Prepared], options_of: list[TaskOptions]) -> list[Task]:
         assert self.eager is not None
         tasks = []
-        for request, options in prepared:
+        for task, options in zip(prepared, options_of, strict=True):
+            request = self._script_call(task)
             with translate_errors(self.url):
                 created = self.store.run(request)
                 self._check(created, request.args[0], options)

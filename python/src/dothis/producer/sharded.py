@@ -9,7 +9,6 @@ Counts and registries are summed or merged over the shards.
 from __future__ import annotations
 
 import heapq
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, cast
@@ -17,7 +16,7 @@ from typing import Any, cast
 from dothis.engine.registry import Registry
 from dothis.errors import InvalidArguments
 from dothis.producer.options import TaskOptions
-from dothis.producer.queue import Call, FunctionRef, Queue
+from dothis.producer.queue import Call, FunctionRef, Queue, new_task_id
 from dothis.producer.task import Task
 from dothis.store.clock import measure
 from dothis.store.connection import SyncClient, connect, resolve_url, translate_errors
@@ -123,7 +122,7 @@ class ShardedQueue(Queue, sharded=True):
                     "parents share one shard (SPEC.md 11.2); leave task_id out to get an id "
                     "that lands there"
                 )
-        task_id = task_id or str(uuid.uuid4())
+        task_id = task_id or new_task_id()
         return self.shard(task_id), replace(options, task_id=task_id)
 
     def _enqueue(
@@ -232,7 +231,7 @@ class ShardedQueue(Queue, sharded=True):
 def _id_in(shard: int, count: int) -> str:
     """A fresh random id that lands in ``shard``."""
     for _ in range(MAX_ID_DRAWS):
-        task_id = str(uuid.uuid4())
+        task_id = new_task_id()
         if shard_of(task_id, count) == shard:
             return task_id
     raise InvalidArguments(f"no id found for shard {shard} of {count}")  # not reached in practice

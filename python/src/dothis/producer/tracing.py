@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from dothis.wire.protocol import Field
@@ -31,13 +32,21 @@ def trace_fields() -> list[str]:
     has a value); empty outside a trace."""
     if "opentelemetry.trace" not in sys.modules:
         return []
-    from opentelemetry import trace
-
-    if not trace.get_current_span().get_span_context().is_valid:
+    trace = _trace()  # (redis-py imports it when installed: the span then decides)
+    span = trace.get_current_span()
+    if span is trace.INVALID_SPAN or not span.get_span_context().is_valid:  # no active span
         return []
     carrier: dict[str, str] = {}
     _w3c().inject(carrier)
     return [item for name in FIELDS if (value := carrier.get(name)) for item in (name, value)]
+
+
+@functools.cache
+def _trace() -> ModuleType:
+    """``opentelemetry.trace``, imported (once it is loaded) the first time only."""
+    from opentelemetry import trace
+
+    return trace
 
 
 @functools.cache

@@ -102,6 +102,14 @@ def _take_reply(raw: Any) -> list[Taken]:
     return taken
 
 
+_ENQUEUED = {member.value: member for member in Enqueued}
+
+
+def _enqueued(raw: Any) -> Enqueued:
+    """enqueue.lua's reply (an integer, read once per task written)."""
+    return _ENQUEUED.get(raw) or Enqueued(int(raw))
+
+
 TAKE_MAX = 1000
 """The most entries one call of take.lua takes (SPEC.md 5.18)."""
 
@@ -143,12 +151,12 @@ class Ops:
         k = self.keys
         target = k.executing if into_executing else k.pending
         keys = [k.task(task_id), target, k.scheduled]
-        for parent in parents:
-            keys += [k.task(parent), k.dependents(parent)]
         if parents:
+            for parent in parents:
+                keys += [k.task(parent), k.dependents(parent)]
             keys.append(k.waiting)  # a task that waits joins the index (SPEC.md 5.13)
         args = [task_id, placement, "1" if replace else "0", str(len(parents)), *parents, *fields]
-        return ScriptCall("enqueue", keys, args, lambda raw: Enqueued(int(raw)))
+        return ScriptCall("enqueue", keys, args, _enqueued)
 
     def cancel(self, task_id: str, failure_ttl: int) -> ScriptCall[Cancelled]:
         k = self.keys

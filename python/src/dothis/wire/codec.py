@@ -67,3 +67,12 @@ def decode(text: str, max_depth: int = JSON_MAX_DEPTH) -> Any:
 def encode(value: Any) -> str:
     """Compact JSON; raise ValueError/TypeError for NaN, infinities and non-JSON types."""
     return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+_encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_object(value: dict[str, Any]) -> str:
+    """``encode`` of a dict, by one encoder made once (``json.dumps`` with options makes one per
+    call): a producer encodes the arguments of every task it writes."""
+    return _encoder.encode(value)
