@@ -122,6 +122,38 @@ def test_a_producer_sends_its_commands_in_one_write(url: str, r: redis.Redis) ->
         client.close()
 
 
+def test_threads_sending_at_once_through_one_producer_each_get_their_replies(
+    url: str, r: redis.Redis
+) -> None:
+    import threading
+
+    from dothis.store.batching import Direct
+    from dothis.store.connection import connect
+
+    client = connect(url)
+    try:
+        direct = Direct.of(client)
+        assert direct is not None
+        # A send blocked in Redis holds the connection the producer keeps; another thread's send
+        # goes on a pooled one and does not wait for it.
+        blocked: list[Any] = []
+        holder = threading.Thread(target=lambda: blocked.append(
+            direct.send([("BLPOP", "direct:nothing", 1)])))  # fmt: skip
+        holder.start()
+        deadline = time.monotonic() + 5
+        while not any(client["cmd"] == "blpop" for client in r.client_list()):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert direct.send([("ECHO", "meanwhile")]) == [b"meanwhile"]
+        assert time.monotonic() - started < 0.5
+        holder.join(5)
+        assert blocked == [[None]]
+        assert direct.send([("ECHO", "after")]) == [b"after"]
+    finally:
+        client.close()
+
+
 def test_a_request_made_while_a_batch_is_out_does_not_wait_for_its_reply(url: str) -> None:
     # The first batch blocks in Redis for a second; requests made meanwhile (the next claim,
     # while the finishes are on their way) go out at once on another connection, and so does one

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,11 +34,18 @@ IN_FLIGHT = 2  # pipelines out at once, each on its own connection
 
 class Direct:
     """The same for a synchronous client (a producer): commands packed by hiredis in one write on
-    one pooled connection, their replies read in order, without redis-py's per-command
-    bookkeeping (which costs as much as the round trip itself for one enqueue)."""
+    one connection, their replies read in order, without redis-py's per-command bookkeeping
+    (which costs as much as the round trip itself for one enqueue).
+
+    The connection is one this Direct keeps (taken from the client's pool once, and again after
+    a failure or a fork), so a send costs no checkout from the pool; a send made while another
+    thread's send holds it takes a connection from the pool as usual."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._lock = threading.Lock()
+        self._kept: Any = None  # the connection kept, and the process it belongs to
+        self._pid = 0
 
     @classmethod
     def of(cls, client: Any) -> Direct | None:
@@ -48,7 +57,25 @@ class Direct:
     def send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Each command's reply, a refusal as its ResponseError; a connection error raises."""
         pool: Any = self.client.connection_pool
-        connection = pool.get_connection()
+        if not self._lock.acquire(blocking=False):  # another thread sends: a pooled connection
+            connection = pool.get_connection()
+            try:
+                return self._exchange(connection, commands)
+            finally:
+                pool.release(connection)
+        try:
+            if self._kept is None or self._pid != os.getpid():
+                self._kept, self._pid = pool.get_connection(), os.getpid()
+            try:
+                return self._exchange(self._kept, commands)
+            except BaseException:  # disconnected by _exchange: back to the pool, a new one next
+                pool.release(self._kept)
+                self._kept = None
+                raise
+        finally:
+            self._lock.release()
+
+    def _exchange(self, connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         callbacks: Any = self.client.response_callbacks
         try:
             connection.send_packed_command([_pack(connection, commands)], check_health=False)
@@ -65,8 +92,6 @@ class Direct:
         except BaseException:
             connection.disconnect()  # replies may be left unread on it
             raise
-        finally:
-            pool.release(connection)
 
 
 class Batcher:

@@ -64,15 +64,16 @@ def decode(text: str, max_depth: int = JSON_MAX_DEPTH) -> Any:
         raise ValueError(f"nesting deeper than {max_depth}") from error
 
 
-def encode(value: Any) -> str:
-    """Compact JSON; raise ValueError/TypeError for NaN, infinities and non-JSON types."""
-    return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-
-
+# Made once: ``json.dumps`` with options makes an encoder per call, and a value is encoded per
+# task (its arguments by the producer, its result by the worker).
 _encoder = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
+def encode(value: Any) -> str:
+    """Compact JSON; raise ValueError/TypeError for NaN, infinities and non-JSON types."""
+    return _encoder.encode(value)
+
+
 def encode_object(value: dict[str, Any]) -> str:
-    """``encode`` of a dict, by one encoder made once (``json.dumps`` with options makes one per
-    call): a producer encodes the arguments of every task it writes."""
+    """``encode`` of a dict (the arguments of a task)."""
     return _encoder.encode(value)
