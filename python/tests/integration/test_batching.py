@@ -171,3 +171,31 @@ def test_a_request_made_while_a_batch_is_out_does_not_wait_for_its_reply(url: st
     first, second, blocked = asyncio.run(_with_batcher(url, body))
     assert blocked is None  # BLPOP timed out after its second
     assert first < 0.5 and second < 0.5, (first, second)
+
+
+def test_a_forked_process_does_not_send_on_the_connection_its_parent_kept(url: str) -> None:
+    import os
+
+    from dothis.store.batching import Direct
+    from dothis.store.connection import connect
+
+    client = connect(url)
+    try:
+        direct = Direct.of(client)
+        assert direct is not None
+        parent_id = direct.send([("CLIENT", "ID")])[0]
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own connection, or it would read the parent's replies
+            try:
+                os.write(write_end, str(direct.send([("CLIENT", "ID")])[0]).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        child_id = int(os.read(read_end, 64) or b"0")
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        assert child_id and child_id != parent_id
+        assert direct.send([("CLIENT", "ID")])[0] == parent_id  # the parent's is untouched
+    finally:
+        client.close()
