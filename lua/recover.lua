@@ -40,6 +40,8 @@
 --          'changed'   the hash no longer shows ARGV[2] as its executing owner; nothing done
 --          'owned'     (ARGV[2] = '') the hash is executing under some owner now; nothing done
 -- Events:  PUBLISH ARGV[5] ARGV[6] when it returns 'failed'.
+--          Just before it, the outcome message on <queue>:outcomes while that channel has
+--          subscribers (SPEC.md 6.1; lib/ending.lua).
 -- Plain commands: LPOS KEYS[2] ARGV[1]; TYPE KEYS[1]; HSTRLEN/HGET KEYS[1] state, worker;
 --   EXISTS KEYS[7]; [HGET KEYS[1] lease-expires]; HGET KEYS[1] losses;
 --   HSET KEYS[1] state pending losses <n>; HDEL KEYS[1] worker lease-expires; RPUSH KEYS[3]
@@ -62,6 +64,10 @@
 --   EXISTS e.dependents; HEXISTS e.task on-success (success) or on-failure (any other outcome)
 --   SADD e.releasing e.id                 when either is 1 (then it returns true)
 --   HGET e.task result-ttl (success) or failure-ttl; EXPIRE e.task <seconds>, or PERSIST (kept)
+--   the outcome message, when e.channel is <queue>:results (SPEC.md 6.1):
+--     PUBSUB NUMSUB <queue>:outcomes; when it has subscribers: HSTRLEN e.task <each outcome
+--     field>; HMGET e.task <the outcome fields> (unless they are longer than 16384 bytes in all);
+--     PUBLISH <queue>:outcomes <JSON>. A refused PUBSUB or PUBLISH (an ACL rule) skips it.
 --   PUBLISH e.channel e.message
 -- The TTL: the hash's own field when it is a valid value, else e.default (the caller's
 -- argument) when it is one, else the protocol default: result-ttl 86400, failure-ttl 604800
@@ -75,6 +81,36 @@ local function ending_ttl(value)
     return tonumber(value)
   end
   return nil
+end
+
+local OUTCOME_FIELDS = {'result', 'result-value', 'error-code', 'error-reason', 'error-exception'}
+
+-- The outcome message: {"task":<key>,<field>:<value>,...} with the outcome fields the hash has,
+-- in the order of OUTCOME_FIELDS, each value a JSON string; only {"task":<key>} when they are
+-- longer than the limit (outcome-message-max-bytes in schema/protocol.json).
+local function publish_outcome(e)
+  if string.sub(e.channel, -8) ~= ':results' then
+    return
+  end
+  local channel = string.sub(e.channel, 1, -8) .. 'outcomes'
+  local listening = redis.pcall('PUBSUB', 'NUMSUB', channel)
+  if type(listening) ~= 'table' or listening.err or listening[2] == 0 then
+    return
+  end
+  local message = '{"task":' .. cjson.encode(e.message)
+  local size = #message
+  for _, name in ipairs(OUTCOME_FIELDS) do
+    size = size + redis.call('HSTRLEN', e.task, name)
+  end
+  if size <= 16384 then
+    local values = redis.call('HMGET', e.task, unpack(OUTCOME_FIELDS))
+    for index, name in ipairs(OUTCOME_FIELDS) do
+      if values[index] then
+        message = message .. ',"' .. name .. '":' .. cjson.encode(values[index])
+      end
+    end
+  end
+  redis.pcall('PUBLISH', channel, message .. '}')
 end
 
 local function end_task(e)
@@ -103,6 +139,7 @@ local function end_task(e)
   else
     redis.call('PERSIST', e.task)
   end
+  publish_outcome(e)
   redis.call('PUBLISH', e.channel, e.message)
   return followups
 end

@@ -49,6 +49,7 @@ def test_expected_schemas_exist() -> None:
         "error.schema.json",
         "worker.schema.json",
         "results-message.schema.json",
+        "outcome-message.schema.json",
         "rejected.schema.json",
         "protocol.schema.json",
         "scripts.schema.json",

@@ -39,7 +39,7 @@ def test_a_producer_touches_only_what_enqueue_takes() -> None:
     producer = rules("producer", ["emails"])
     assert producer.keys == ("~emails:task:*", "~emails:pending", "~emails:scheduled",
                              "~emails:dependents:*", "~emails:waiting")  # fmt: skip
-    assert producer.channels == ("&emails:results", "&emails:progress")
+    assert producer.channels == ("&emails:results", "&emails:outcomes", "&emails:progress")
     assert not {"lrange", "blmove", "lmove", "publish", "zrem"} & set(producer.commands)
     assert "hgetall" in producer.commands and "lrange" not in producer.commands
 

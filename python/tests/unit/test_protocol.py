@@ -29,7 +29,8 @@ def test_key_templates_equal_schema() -> None:
     keys = protocol.Keys("q")
     built = {
         "task": keys.task("<id>"), "pending": keys.pending, "executing": keys.executing,
-        "results": keys.results, "worker": keys.worker("<worker>"), "rejected": keys.rejected,
+        "results": keys.results, "outcomes": keys.outcomes, "worker": keys.worker("<worker>"),
+        "rejected": keys.rejected,
         "scheduled": keys.scheduled, "failed": keys.failed, "succeeded": keys.succeeded,
         "dependents": keys.dependents("<id>"), "releasing": keys.releasing,
         "periodic": keys.periodic, "workers": keys.workers, "waiting": keys.waiting,
@@ -42,7 +43,8 @@ def test_limits_and_defaults_equal_schema() -> None:
     limits, defaults = DATA["limits"], DATA["defaults"]
     assert limits == {"id-max-bytes": protocol.ID_MAX_BYTES,
                       "queue-max-bytes": protocol.QUEUE_MAX_BYTES,
-                      "json-max-depth": protocol.JSON_MAX_DEPTH}  # fmt: skip
+                      "json-max-depth": protocol.JSON_MAX_DEPTH,
+                      "outcome-message-max-bytes": protocol.OUTCOME_MESSAGE_MAX_BYTES}  # fmt: skip
     assert defaults == {
         "lease-ms": protocol.DEFAULT_LEASE_MS, "heartbeat-ms": protocol.DEFAULT_HEARTBEAT_MS,
         "reap-ms": protocol.DEFAULT_REAP_MS, "max-claims": protocol.DEFAULT_MAX_CLAIMS,

@@ -187,7 +187,8 @@ class Queue(Inspection):
         """The queue's one shared subscription to its results channel."""
         self.redis  # noqa: B018  (raises QueueClosed)
         if self._results is None:
-            self._results = ResultListener(lambda: connect_node(self.url), self.keys.results)
+            self._results = ResultListener(lambda: connect_node(self.url), self.keys.results,
+                                           self.keys.outcomes)  # fmt: skip
         return self._results
 
     def _check_clock(self) -> None:
@@ -317,7 +318,7 @@ class Queue(Inspection):
         if self.eager is not None:
             with translate_errors(self.url):
                 self.eager.run(request.args[0])
-        return Task(self, request.args[0], mark)
+        return Task(self, request.args[0], mark, fresh=options.task_id is None)
 
     def _check(self, created: Enqueued, task_id: str, options: TaskOptions) -> None:
         if created is _CREATED:

@@ -16,11 +16,19 @@ not missed; that read is spared (one round trip of the single-task latency) when
 was up before the task was enqueued and has stayed up since: the listener then heard every
 announcement of the task, and remembers the recent ones for a waiter that comes after it
 (``mark`` and ``watch(since=...)``).
+
+The same connection also subscribes to ``<queue>:outcomes`` (SPEC.md 6.1), where the ending
+scripts publish each outcome as JSON while the channel has subscribers: a waiter woken by the
+outcome message of its task gets the outcome with it (``Waiter.outcome``) and need not read the
+hash. Nothing depends on it: a server that refuses the subscription (an ACL rule without the
+channel) or workers whose scripts do not publish it leave waiters to the results message and a
+read, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import selectors
 import socket
@@ -70,20 +78,38 @@ class Mark(NamedTuple):
     heard: int
 
 
+class Waiter(threading.Event):
+    """The event that wakes one wait; ``outcome`` holds the outcome fields of its task when an
+    outcome message woke it (SPEC.md 6.1: ``result``, ``result-value``, ``error-*``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcome: dict[str, str] | None = None
+
+
+# The members of an outcome message a wait takes (SPEC.md 6.1), besides ``task``.
+OUTCOME_MEMBERS = ("result", "result-value", "error-code", "error-reason", "error-exception")
+
+
 class Watch(NamedTuple):
     """What ``watch`` hands a waiter: the event that wakes it, and whether the hash must be read
     before waiting on it (False only when no announcement of the task can have been missed)."""
 
-    event: threading.Event
+    event: Waiter
     read_first: bool
 
 
 class ResultListener:
-    def __init__(self, connect: Callable[[], redis.Redis], channel: str) -> None:
+    def __init__(
+        self, connect: Callable[[], redis.Redis], channel: str, outcomes: str | None = None
+    ) -> None:
+        """``channel``: ``<queue>:results``; ``outcomes``: ``<queue>:outcomes``, or None."""
         self._connect = connect
         self._channel = channel
+        self._outcomes = outcomes.encode() if outcomes is not None else None
+        self._outcomes_refused = False  # the server refused the subscription: not asked again
         self._lock = threading.Lock()
-        self._waiters: dict[bytes, set[threading.Event]] = {}
+        self._waiters: dict[bytes, set[Waiter]] = {}
         self._thread: threading.Thread | None = None
         self._subscribed = threading.Event()
         self._closed = threading.Event()
@@ -127,7 +153,7 @@ class ResultListener:
         still the one up, every announcement of ``key`` was heard: one already heard sets the
         event at once, and ``read_first`` is False (no read is needed before waiting).
         """
-        event = threading.Event()
+        event = Waiter()
         encoded = key.encode()
         with self._lock:
             same = self._waiters.setdefault(encoded, set())
@@ -192,6 +218,24 @@ class ResultListener:
         for event in events:
             event.set()
 
+    def _outcome(self, data: bytes) -> None:
+        """An outcome message: the waiters of its task wake with the outcome. One that does not
+        parse, or has no ``result``, wakes nobody (its results message follows)."""
+        try:
+            message = json.loads(data)
+            key, result = message["task"], message["result"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if not isinstance(key, str) or not isinstance(result, str):
+            return
+        outcome = {name: value for name in OUTCOME_MEMBERS
+                   if isinstance(value := message.get(name), str)}  # fmt: skip
+        with self._lock:
+            events = list(self._waiters.get(key.encode(), ()))
+        for event in events:
+            event.outcome = outcome
+            event.set()
+
     def _run(self) -> None:
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
@@ -243,6 +287,7 @@ class ResultListener:
                 return
             if confirmed is None and time.monotonic() - asked > self.health_timeout:
                 raise SubscriptionDead(f"no reply to SUBSCRIBE within {self.health_timeout} s")
+        self._subscribe_outcomes(pubsub)
         with self._lock:  # mark() sees the new count and the flag together
             self.subscriptions += 1
             self._subscribed.set()
@@ -278,6 +323,29 @@ class ResultListener:
                     finally:
                         self._parked = self._needed = False
 
+    def _subscribe_outcomes(self, pubsub: redis.client.PubSub) -> None:
+        """Subscribe to the outcome messages too, unless the server refused it once; messages
+        of the results channel that come meanwhile are handled as they come."""
+        if self._outcomes is None or self._outcomes_refused:
+            return
+        try:
+            pubsub.subscribe(self._outcomes)
+            asked = time.monotonic()
+            while not self._closed.is_set():
+                message = pubsub.get_message(timeout=min(1.0, self.health_timeout))
+                if message is not None and message.get("type") == "subscribe" \
+                        and message.get("channel") == self._outcomes:  # fmt: skip
+                    return
+                self._handle(message)
+                if message is None and time.monotonic() - asked > self.health_timeout:
+                    raise SubscriptionDead(f"no reply to SUBSCRIBE within {self.health_timeout} s")
+        except redis.ResponseError as error:  # refused (NOPERM): waits read the hash as before
+            self._outcomes_refused = True
+            pubsub.channels.pop(self._outcomes, None)
+            pubsub.channels.pop(self._outcomes.decode(), None)
+            log.info("not subscribed to %s (%s); results are read from the task hashes",
+                     self._outcomes.decode(), error)  # fmt: skip
+
     def _wait_handed_back(self) -> None:
         """(Under the lock) Until a waiter that handed the socket back still waits, or other
         waits need this thread to read for them (``_needed``), or no waiter has read for
@@ -301,7 +369,10 @@ class ResultListener:
         self._heard_at = time.monotonic()
         kind = message.get("type")
         if kind == "message":
-            self._wake(message["data"])
+            if self._outcomes is not None and message.get("channel") == self._outcomes:
+                self._outcome(message["data"])
+            else:
+                self._wake(message["data"])
         elif kind == "pong":
             self._pinged = None
 

@@ -48,13 +48,18 @@ class Task:
     function returned (``result`` is rq's name for it).
     """
 
-    def __init__(self, queue: Source, task_id: str, mark: Mark | None = None) -> None:
+    def __init__(
+        self, queue: Source, task_id: str, mark: Mark | None = None, fresh: bool = False
+    ) -> None:
         self.queue = queue
         self.id = task_id
         self.key = queue.keys.task(task_id)
         # Where the queue's results subscription stood before this task was enqueued (None when
         # it was not up, or the handle was made otherwise): see ResultListener.watch.
         self._mark = mark
+        # Enqueued here under an id made here (random): no earlier task had its key, so an
+        # outcome message for the key heard during a wait is this task's (SPEC.md 6.1).
+        self._fresh = fresh
 
     def __repr__(self) -> str:
         return f"Task({self.queue.name!r}, {self.id!r})"
@@ -174,8 +179,11 @@ class Task:
             read = read_first
             while True:
                 if read:
-                    with results.reads:
-                        info = self.queue.read_outcome(self.id)
+                    if self._fresh and event.outcome is not None:  # no read needed (6.1)
+                        info = TaskInfo(self.id, {"state": State.FINISHED.value, **event.outcome})
+                    else:
+                        with results.reads:
+                            info = self.queue.read_outcome(self.id)
                     if info is not None and info.finished:
                         failure = info.failure()
                         if failure is not None:

@@ -43,7 +43,8 @@ PRODUCER = {
     "exists": "finds a task by id (Queue.fetch)",
     "type": "the Node client checks a task key's type before reading it",
     "llen": "the number of pending tasks (len(queue), Node size())",
-    "subscribe": "waits for results and progress on <queue>:results and <queue>:progress",
+    "subscribe": "waits for results and progress on <queue>:results, <queue>:outcomes and "
+    "<queue>:progress",
     "client|setname": "the Node client names its connections",
 }
 WORKER = {
@@ -106,7 +107,7 @@ ROLE_SCRIPTS: dict[str, tuple[str, ...]] = {
     "worker": SCRIPT_NAMES,
     "monitor": (),
 }
-_CHANNELS = ("results", "progress")
+_CHANNELS = ("results", "outcomes", "progress")
 _QUEUE_KEYS = tuple(name for name in KEY_TEMPLATES if name not in _CHANNELS)
 ROLE_KEYS: dict[str, tuple[str, ...]] = {
     # what enqueue.lua takes (the task, pending, scheduled, the parents' task and dependents,

@@ -100,6 +100,7 @@ KEY_TEMPLATES = {
     "pending": "<queue>:pending",
     "executing": "<queue>:executing",
     "results": "<queue>:results",
+    "outcomes": "<queue>:outcomes",
     "worker": "<queue>:worker:<worker>",
     "rejected": "<queue>:rejected",
     "scheduled": "<queue>:scheduled",
@@ -119,6 +120,8 @@ QUEUES_REGISTRY = "dothis.queues"
 ID_MAX_BYTES = 256
 QUEUE_MAX_BYTES = 128
 JSON_MAX_DEPTH = 64
+# The outcome fields an outcome message carries at most, in bytes (SPEC.md 6.1; lib/ending.lua).
+OUTCOME_MESSAGE_MAX_BYTES = 16384
 
 DEFAULT_LEASE_MS = 15_000
 DEFAULT_HEARTBEAT_MS = 5_000
@@ -181,6 +184,10 @@ class Keys:
     @property
     def results(self) -> str:
         return f"{self.queue}:results"
+
+    @property
+    def outcomes(self) -> str:
+        return f"{self.queue}:outcomes"
 
     @property
     def rejected(self) -> str:
