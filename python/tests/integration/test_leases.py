@@ -147,3 +147,30 @@ def test_a_task_let_go_while_its_renewal_was_out_is_not_lost(url: str, queue_nam
         loop.close()
         heartbeat.store.client.close()
     assert lost == [taken]
+
+
+def test_a_worker_key_remade_bare_by_a_late_beat_is_registered_again(url, queue_name, r) -> None:
+    # Redis paused past the socket timeout: a beat whose reply was lost is applied once Redis
+    # runs again, after the key expired, and re-makes it with its heartbeat alone. The next beat
+    # must tell (the key has no id), so that the worker registers again: a bare key passes for a
+    # live worker that keeps no task leases, and its tasks whose leases ran out (a take whose
+    # reply was lost) would never be recovered.
+    from dothis.store import leases
+    from dothis.store.connection import connect
+    from dothis.wire.protocol import Keys
+    from dothis.wire.records import worker_record
+
+    client = connect(url)
+    key = Keys(queue_name).worker("w-bare")
+    fields = worker_record("w-bare", [queue_name], [], 1)
+    try:
+        leases.register(client, key, fields, 5000)
+        assert leases.heartbeat(client, key, 5000)
+        r.delete(key)  # expired during the pause
+        r.hset(key, "heartbeat", clock.now_iso())  # the late beat
+        assert not leases.heartbeat(client, key, 5000)  # the caller registers again
+        leases.register(client, key, fields, 5000)
+        assert leases.heartbeat(client, key, 5000)
+        assert r.hget(key, "id") == b"w-bare"
+    finally:
+        client.close()

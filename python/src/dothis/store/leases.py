@@ -56,6 +56,7 @@ def _beat(
     pipe: Pipe, key: str, lease_ms: int, listing: Listing | None, extra: Mapping[str, str]
 ) -> None:
     pipe.hset(key, "heartbeat", now_iso())
+    pipe.hexists(key, "id")  # the key is whole (a beat applied late may have re-made it bare)
     if extra:
         pipe.hset(key, mapping=cast(Mapping[Any, Any], extra))
     pipe.pexpire(key, lease_ms)
@@ -88,11 +89,17 @@ def heartbeat(
     extra: Mapping[str, str] | None = None,
 ) -> bool:
     """Renew the lease (and the listing's score), writing the ``extra`` fields too; False when the
-    key had expired (it then holds only what this wrote: the caller registers again)."""
+    key had expired (it then holds only what this wrote: the caller registers again).
+
+    The key counts as expired whenever it has no ``id``: a beat whose reply was lost (Redis
+    paused past the socket timeout, a partition) may still be applied once Redis answers again,
+    after the key expired, and re-make it with its heartbeat alone. Such a key would pass for a
+    live worker while saying nothing of its task leases, and tasks whose leases ran out (a take
+    whose reply was lost) would never be recovered."""
     pipe = client.pipeline(transaction=True)
     _beat(pipe, key, lease_ms, listing, extra or {})
-    added = pipe.execute()[0]
-    return not added
+    replies = pipe.execute()
+    return bool(replies[1])
 
 
 def leave(client: SyncClient, key: str, listing: Listing) -> None:
