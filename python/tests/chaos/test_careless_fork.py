@@ -67,7 +67,10 @@ def test_careless_fork(server, client, queue_name, history, fleets, table, tmp_p
                                        args={"child_first": child_first})  # fmt: skip
                 assert history.enqueue(queue, f"plain{number:03d}", args={"seconds": 0.1})
         bound = recovery_bound(LEASE_MS, REAP_MS, run=0.5)
-        missing = settle(history, client, queue_name, timeout=bound + 1)
+        # Beyond the recovery bound, the time the tasks themselves take: the async variant
+        # holds the worker's event loop for 0.3 s in every other fork (count * 0.15 s), which
+        # at full size is longer than the bound alone.
+        missing = settle(history, client, queue_name, timeout=bound + 1 + count * 0.3)
         spans = watch.stop()
         values = {token: client.hget(f"{queue_name}:task:{token}", "result-value")
                   for token in history.acknowledged}  # fmt: skip
