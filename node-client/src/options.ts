@@ -50,11 +50,16 @@ export type Placement = 'back' | 'front' | `${number}`;
 
 export interface Plan {
   /** Option fields of the hash, in order ([field, value] pairs), state/scheduled-for last. */
-  fields: [string, string][];
+  fields: readonly (readonly [string, string])[];
   placement: Placement;
   /** Parent ids, deduplicated, in the order given. */
-  parents: string[];
+  parents: readonly string[];
+  /** Whether the due time counts from now (delay): the plan holds for its `now` only. */
+  relative: boolean;
 }
+
+/** The plan of a task without options (its fields and parents: these very arrays). */
+export const PLAIN: Plan = Object.freeze({ fields: Object.freeze([]), placement: 'back', parents: Object.freeze([]), relative: false });
 
 const MAX_DATE_MS = 253402300799999; // 9999-12-31T23:59:59.999Z: the last moment with a 4-digit year
 
@@ -156,7 +161,9 @@ export function planOptions(options: unknown, id: string, queue: string, taskPre
     throw new InvalidArgumentsError('options', `must be an object, got ${describe(options)}`);
   }
   const opts = options as EnqueueOptions;
-  for (const name of Object.keys(opts)) {
+  const names = Object.keys(opts);
+  if (names.length === 0) return PLAIN;
+  for (const name of names) {
     if (!(OPTION_NAMES as readonly string[]).includes(name)) {
       throw new InvalidArgumentsError(name, `is not an enqueue option (the options are ${OPTION_NAMES.join(', ')})`);
     }
@@ -200,7 +207,7 @@ export function planOptions(options: unknown, id: string, queue: string, taskPre
     placement = `${Number(dueMs)}`;
     fields.push(['state', 'scheduled'], ['scheduled-for', formatMicros(due)]);
   }
-  return { fields, placement, parents };
+  return { fields, placement, parents, relative: defined(opts.delay) };
 }
 
 /**

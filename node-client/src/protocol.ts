@@ -9,21 +9,39 @@ export type { ErrorCode, Field, Outcome, RejectCode, State } from './generated/p
 
 type KeyName = keyof typeof KEY_TEMPLATES;
 
+/** Each template split at its placeholders: literal, slot, literal, ... (even indexes literal). */
+const TEMPLATE_PARTS = new Map<KeyName, string[]>();
+
+function partsOf(name: KeyName): string[] {
+  let parts = TEMPLATE_PARTS.get(name);
+  if (!parts) {
+    parts = KEY_TEMPLATES[name].split(/<(queue|id|worker)>/);
+    TEMPLATE_PARTS.set(name, parts);
+  }
+  return parts;
+}
+
 /**
  * Fills a key template of protocol.json in one pass, so a queue name or id holding "<id>" or "$&"
  * is inserted literally.
  */
 export function buildKey(name: KeyName, vars: { queue: string; id?: string; worker?: string }): string {
-  return KEY_TEMPLATES[name].replace(/<(queue|id|worker)>/g, (placeholder: string, slot: string) => {
-    const value = vars[slot as 'queue' | 'id' | 'worker'];
+  const parts = partsOf(name);
+  let key = parts[0] ?? '';
+  for (let i = 1; i < parts.length; i += 2) {
+    const slot = parts[i] as 'queue' | 'id' | 'worker';
+    const value = vars[slot];
     if (value === undefined) {
-      throw new TypeError(`key ${name} needs a value for ${placeholder}`);
+      throw new TypeError(`key ${name} needs a value for <${slot}>`);
     }
-    return value;
-  });
+    key += value + (parts[i + 1] ?? '');
+  }
+  return key;
 }
 
 export const taskKey = (queue: string, id: string): string => buildKey('task', { queue, id });
+/** Whether a task key is its queue's prefix, taskKey(queue, ''), followed by the id (the template ends with <id>). */
+export const TASK_KEY_ENDS_WITH_ID = KEY_TEMPLATES.task.indexOf('<id>') === KEY_TEMPLATES.task.length - '<id>'.length;
 export const pendingKey = (queue: string): string => buildKey('pending', { queue });
 export const resultsChannel = (queue: string): string => buildKey('results', { queue });
 export const scheduledKey = (queue: string): string => buildKey('scheduled', { queue });

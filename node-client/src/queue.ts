@@ -8,18 +8,22 @@ import { checkQueueNames, DEFAULT_URL, Link } from './connection.js';
 import {
   DependencyError, InvalidArgumentsError, QueueClosedError, TaskExistsError, TaskNotFoundError, WaitTimeoutError,
 } from './errors.js';
+import {
+  enqueueCall, hashOf, randomUUIDs, stamp, writable, writeCalls, type Prepared, type QueueKeys, type Reply, type Stamp,
+} from './enqueue.js';
 import { SCRIPT_MANIFEST } from './generated/manifest.js';
 import { SCRIPTS } from './generated/scripts.js';
-import { planOptions, type ConnectionOptions, type EnqueueOptions } from './options.js';
+import { PLAIN, planOptions, type ConnectionOptions, type EnqueueOptions } from './options.js';
 import {
-  dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, SHARED_KEYS, succeededKey, taskKey,
+  dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, SHARED_KEYS, succeededKey, TASK_KEY_ENDS_WITH_ID, taskKey,
   progressChannel, waitingKey,
 } from './protocol.js';
 import { parseProgress, Task, type CancelResult, type DeleteResult, type Progress, type TaskSource, type WaitOptions } from './task.js';
 import { formatMicros } from './time.js';
-import { checkFunctionName, checkId, checkQueueName, checkTaskHash, describe, serializeArgs, type Args } from './validate.js';
+import {
+  checkFunctionName, checkId, checkQueueName, checkTaskHash, describe, serializeArgs, validArgsJson, type Args,
+} from './validate.js';
 import { checkShards, declareShards, enqueueSpread, placeTask, shardName, shardOf } from './shards.js';
-import { traceFields } from './tracing.js';
 import { ResultWaits } from './waits.js';
 
 export interface QueueOptions extends ConnectionOptions {
@@ -48,26 +52,18 @@ export interface PageOptions {
   count?: number;
 }
 
-interface Prepared {
-  id: string;
-  key: string;
-  parents: string[];
-  /** KEYS of enqueue.lua. */
-  keys: string[];
-  /** ARGV of enqueue.lua. */
-  argv: string[];
-}
-
 const ENQUEUE_COMMAND = 'dothisEnqueue';
 const CANCEL_COMMAND = 'dothisCancel';
 const CANCEL_RESULTS: Readonly<Record<number, CancelResult>> = { 1: 'cancelled', 2: 'requested', 0: 'finished' };
 const DELETE_COMMAND = 'dothisDelete';
 const DELETE_RESULTS: Readonly<Record<number, DeleteResult>> = { 1: 'deleted', 2: 'running' };
-/** enqueueMany pipelines BATCH scripts at a time and keeps up to WINDOW pipelines in flight. */
+/** enqueueMany writes BATCH scripts at a time and keeps up to WINDOW batches in flight. */
 const BATCH = 1000;
 const WINDOW = 8;
+/** Distinct task hashes a Stamp remembers as checked (Stamp.checked); beyond, it starts afresh. */
+const CHECKED_HASHES = 4096;
 
-/** Maps with at most `limit` calls in flight; results keep the order of `items`. */
+/** Maps with at most `limit` calls in flight; results keep the order of `items`. After a failure, no call starts. */
 async function mapLimited<T, R>(items: readonly T[], limit: number, map: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
@@ -75,7 +71,12 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, map: (item: 
     while (next < items.length) {
       const index = next;
       next += 1;
-      results[index] = await map(items[index] as T);
+      try {
+        results[index] = await map(items[index] as T);
+      } catch (error) {
+        next = items.length;
+        throw error;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
@@ -91,8 +92,10 @@ function scriptVia(target: Redis | ChainableCommander, name: string): ScriptComm
   return command.bind(target);
 }
 
-const runEnqueue = (target: Redis | ChainableCommander, task: Prepared): Promise<number> =>
-  scriptVia(target, ENQUEUE_COMMAND)(task.keys.length, ...task.keys, ...task.argv);
+function runEnqueue(target: Redis | ChainableCommander, queue: QueueKeys, task: Prepared): Promise<number> {
+  const { keys, argv } = enqueueCall(queue, task);
+  return scriptVia(target, ENQUEUE_COMMAND)(keys.length, ...keys, ...argv);
+}
 
 /**
  * KEYS and ARGV of cancel.lua (SPEC.md 5.14) for one task. The default failure-ttl is '0': this
@@ -111,6 +114,19 @@ export function cancelCall(queue: string, id: string, key: string, now: bigint):
     keys: [key, pendingKey(queue), scheduledKey(queue), failedKey(queue), dependentsKey(queue, id), releasingKey(queue), waitingKey(queue)],
     argv: [id, formatMicros(now), String(now / 1000n), resultsChannel(queue), key, '0'],
   };
+}
+
+/** The options of a spec that has none (its own keys are fn and args at most). */
+const NO_OPTIONS: EnqueueOptions = Object.freeze({});
+
+/** An error of the task at `index` of enqueueMany: an InvalidArgumentsError names it (tasks[<index>].<field>). */
+function inTask(index: number, error: unknown): unknown {
+  return error instanceof InvalidArgumentsError ? new InvalidArgumentsError(`tasks[${index}].${error.field}`, error.problem) : error;
+}
+
+function withoutOptions(spec: object): boolean {
+  for (const key in spec) if (key !== 'fn' && key !== 'args' && Object.hasOwn(spec, key)) return false;
+  return true;
 }
 
 function checkPage(options: unknown): { start: number; count: number } {
@@ -136,6 +152,7 @@ export class Queue {
   private waits: { link: Link; results: ResultWaits } | undefined;
   private closed = false;
   private readonly taskPrefix: string;
+  private readonly keys: QueueKeys;
   private listed: Promise<void> | undefined;
   /** The shards of a sharded queue, in order; undefined for a plain queue. */
   readonly shards: readonly Queue[] | undefined;
@@ -161,6 +178,10 @@ export class Queue {
     this.clock = new Clock({ run: (command) => this.link.run(command), url: this.url });
     this.link.redis.on('ready', () => { this.clock.reconnected(); });
     this.taskPrefix = taskKey(this.name, '');
+    this.keys = {
+      name: this.name, taskPrefix: this.taskPrefix, pending: pendingKey(this.name), scheduled: scheduledKey(this.name),
+      waiting: waitingKey(this.name),
+    };
     this.shards = count === undefined ? undefined : names.map((part) => new Queue(part, plain));
     this.source = {
       name: this.name,
@@ -187,9 +208,9 @@ export class Queue {
       const [part, id] = this.place(options);
       return part.enqueue(fn, args, { ...options, id });
     }
-    const task = await this.onRedisClock((now) => this.prepare(fn, args, options, now));
-    const reply = await this.link.run((redis) => runEnqueue(redis, task));
-    if (reply !== 1) throw await this.refusal(task, reply);
+    const task = await this.onRedisClock((at) => this.prepare(fn, args, options, at));
+    const [reply] = await this.link.run((redis) => this.write(redis, [task]));
+    if (reply !== 1) throw await this.refusal(task, reply as number);
     return new Task(this.source, task.id, task.key);
   }
 
@@ -202,29 +223,10 @@ export class Queue {
     this.assertOpen();
     const list = [...specs];
     if (this.shards) return this.enqueueSharded(list);
-    const prepared = await this.onRedisClock((now) => list.map((spec, index) => {
-      if ((spec as unknown) === null || typeof spec !== 'object') {
-        throw new InvalidArgumentsError(`tasks[${index}]`, 'must be an object { fn, args?, ...options }');
-      }
-      try {
-        const { fn, args, ...options } = spec;
-        return this.prepare(fn, args ?? {}, options, now);
-      } catch (error) {
-        if (error instanceof InvalidArgumentsError) throw new InvalidArgumentsError(`tasks[${index}].${error.field}`, error.problem);
-        throw error;
-      }
-    }));
+    const prepared = await this.onRedisClock((at) => this.prepareAll(list, at), (tasks, at) => this.restamp(list, tasks, at));
     const chunks: Prepared[][] = [];
     for (let start = 0; start < prepared.length; start += BATCH) chunks.push(prepared.slice(start, start + BATCH));
-    const replies = (await mapLimited(chunks, WINDOW, (chunk) => this.link.run(async (redis) => {
-      const pipeline = redis.pipeline();
-      for (const task of chunk) void runEnqueue(pipeline, task);
-      const results = (await pipeline.exec()) ?? [];
-      return results.map(([error, reply]) => {
-        if (error) throw error;
-        return reply;
-      });
-    }))).flat();
+    const replies = (await mapLimited(chunks, WINDOW, (chunk) => this.link.run((redis) => this.write(redis, chunk)))).flat();
     const refused = prepared.filter((_, i) => replies[i] !== 1);
     if (refused.length > 0) {
       const enqueued = prepared.filter((_, i) => replies[i] === 1).map((task) => task.id);
@@ -367,16 +369,17 @@ export class Queue {
   }
 
   /**
-   * `prepare(now)` at the current time on the Redis clock. Before the connection's offset is known,
+   * `prepare(at)` at the current time on the Redis clock. Before the connection's offset is known,
    * the input is first checked at this machine's time, so invalid input is refused without a round
-   * trip; then the offset is measured (one TIME) and the input prepared again on the Redis clock.
+   * trip; then the offset is measured (one TIME) and the input prepared again on the Redis clock,
+   * or, given `again`, what was prepared is brought to the Redis clock by it.
    */
-  private async onRedisClock<T>(prepare: (now: bigint) => T): Promise<T> {
-    if (this.clock.measured) return prepare(this.clock.now());
-    prepare(this.clock.now());
+  private async onRedisClock<T>(prepare: (at: Stamp) => T, again?: (value: T, at: Stamp) => T): Promise<T> {
+    if (this.clock.measured) return prepare(stamp(this.clock.now()));
+    const first = prepare(stamp(this.clock.now()));
     const now = await this.clock.read();
     await this.listQueue(now);
-    return prepare(now);
+    return again ? again(first, stamp(now)) : prepare(stamp(now));
   }
 
   /**
@@ -391,9 +394,97 @@ export class Queue {
     return this.listed;
   }
 
-  /** The enqueue.lua call of one task; `now` (microseconds on the Redis clock) is its pending-created. */
-  private prepare(fn: unknown, args: unknown, options: unknown, now: bigint): Prepared {
-    const name = checkFunctionName(fn);
+  /** prepare() for each spec of enqueueMany; an InvalidArgumentsError names the task: tasks[<index>].<field>. */
+  private prepareAll(list: readonly TaskSpec[], at: Stamp): Prepared[] {
+    const tasks = new Array<Prepared>(list.length);
+    for (let index = 0; index < list.length; index += 1) {
+      const spec: unknown = list[index];
+      tasks[index] = (spec !== null && typeof spec === 'object' ? this.like(spec as TaskSpec, at) : undefined) ??
+        this.prepareSpec(list, index, at);
+    }
+    return tasks;
+  }
+
+  /**
+   * What prepare() makes of a spec like the last one of `at` (the common case: a call of like
+   * tasks): no options, the same function, valid args; else undefined, and prepare() takes it (and
+   * names what is wrong). Its id is drawn when it is written (identify).
+   */
+  private like(spec: TaskSpec, at: Stamp): Prepared | undefined {
+    const last = at.last;
+    if (last?.options !== PLAIN.fields || spec.fn !== last.fn || !withoutOptions(spec)) return undefined;
+    const args = validArgsJson(spec.args ?? {});
+    if (args === undefined) return undefined;
+    const task: Prepared = {
+      id: '', idBytes: 0, key: '', parents: PLAIN.parents, placement: PLAIN.placement, fn: last.fn, args,
+      options: last.options, relative: false, stamp: at,
+    };
+    try {
+      this.checkHash(task);
+    } catch {
+      return undefined;
+    }
+    return task;
+  }
+
+  /** Draws the ids of tasks that have none yet (see like()). */
+  private identify(tasks: readonly Prepared[]): void {
+    let count = 0;
+    tasks.forEach((task) => { if (task.id === '') count += 1; });
+    if (count === 0) return;
+    const ids = randomUUIDs(count);
+    let next = 0;
+    tasks.forEach((task) => {
+      if (task.id !== '') return;
+      const id = ids[next] ?? randomUUID();
+      next += 1;
+      task.id = id;
+      task.idBytes = id.length;
+      task.key = TASK_KEY_ENDS_WITH_ID ? this.taskPrefix + id : taskKey(this.name, id);
+    });
+  }
+
+  private prepareSpec(list: readonly TaskSpec[], index: number, at: Stamp): Prepared {
+    const spec: unknown = list[index];
+    if (spec === null || typeof spec !== 'object') {
+      throw new InvalidArgumentsError(`tasks[${index}]`, 'must be an object { fn, args?, ...options }');
+    }
+    try {
+      if (withoutOptions(spec)) return this.prepare((spec as TaskSpec).fn, (spec as TaskSpec).args ?? {}, NO_OPTIONS, at);
+      const { fn, args, ...options } = spec as TaskSpec;
+      return this.prepare(fn, args ?? {}, options, at);
+    } catch (error) {
+      throw inTask(index, error);
+    }
+  }
+
+  /**
+   * The tasks prepareAll made at this machine's time, at the Redis time of `at`: the same tasks, but
+   * for a due time counted from now (delay), prepared again.
+   */
+  private restamp(list: readonly TaskSpec[], tasks: Prepared[], at: Stamp): Prepared[] {
+    tasks.forEach((task, index) => {
+      if (task.relative) {
+        tasks[index] = this.prepareSpec(list, index, at);
+        return;
+      }
+      task.stamp = at;
+      try {
+        this.checkHash(task);
+      } catch (error) {
+        throw inTask(index, error);
+      }
+    });
+    return tasks;
+  }
+
+  /**
+   * One task checked and made ready to write (its enqueue.lua call follows from it, see enqueue.ts);
+   * `stamp.now` (microseconds on the Redis clock) is its pending-created.
+   */
+  private prepare(fn: unknown, args: unknown, options: unknown, stamp: Stamp): Prepared {
+    const last = stamp.last?.fn;
+    const name = last !== undefined && fn === last ? last : checkFunctionName(fn);
     const id: unknown = options !== null && typeof options === 'object' ? (options as EnqueueOptions).id : undefined;
     const taskId = id === undefined ? randomUUID() : checkId(id);
     if (taskId.startsWith(this.taskPrefix)) {
@@ -401,22 +492,50 @@ export class Queue {
         'form of another id (SPEC.md 1.3, 2.2); pass the bare id');
     }
     const argsJson = serializeArgs(args);
-    const plan = planOptions(options, taskId, this.name, this.taskPrefix, now);
-    const base: [string, string][] = [['function', name], ['state', 'pending'], ['args', argsJson], ['pending-created', formatMicros(now)]];
-    const fields = [...base, ...plan.fields, ...traceFields()];
-    checkTaskHash(Object.fromEntries(fields));
-    const key = taskKey(this.name, taskId);
-    const keys = [key, pendingKey(this.name), scheduledKey(this.name)];
-    for (const parent of plan.parents) keys.push(taskKey(this.name, parent), dependentsKey(this.name, parent));
-    // A task that waits joins the index of waiting tasks (SPEC.md 5.1, 5.13).
-    if (plan.parents.length > 0) keys.push(waitingKey(this.name));
-    return {
-      id: taskId,
-      key,
-      parents: plan.parents,
-      keys,
-      argv: [taskId, plan.placement, '1', String(plan.parents.length), ...plan.parents, ...fields.flat()],
+    const plan = planOptions(options, taskId, this.name, this.taskPrefix, stamp.now);
+    const task: Prepared = {
+      id: taskId, idBytes: id === undefined ? taskId.length : Buffer.byteLength(taskId),
+      key: TASK_KEY_ENDS_WITH_ID ? this.taskPrefix + taskId : taskKey(this.name, taskId),
+      parents: plan.parents, placement: plan.placement, fn: name, args: argsJson, options: plan.fields, relative: plan.relative, stamp,
     };
+    this.checkHash(task);
+    return task;
+  }
+
+  /** Checks the hash enqueue.lua will write for the task against task.schema.json, once per distinct hash of its Stamp. */
+  private checkHash(task: Prepared): void {
+    const { stamp: at, fn, args, options } = task;
+    const last = at.last;
+    if (last?.fn === fn && last.args === args && last.options === options) return;
+    // The hash is function, state, args, pending-created, the options, the trace: with the Stamp's
+    // time and trace, the function (length-prefixed), the args (JSON text: no NUL) and the options name it.
+    const hash = `${fn.length}:${fn}${args}${options.length > 0 ? `\u0000${JSON.stringify(options)}` : ''}`;
+    if (!at.checked.has(hash)) {
+      checkTaskHash(hashOf(task));
+      if (at.checked.size >= CHECKED_HASHES) at.checked.clear();
+      at.checked.add(hash);
+    }
+    at.last = { fn, args, options };
+  }
+
+  /**
+   * Runs enqueue.lua for each task, in order, and returns the replies (a reply error is thrown). On
+   * one server the calls are written straight to the connection (enqueue.ts); on a Cluster they go
+   * through an ioredis pipeline.
+   */
+  private async write(redis: Redis, tasks: readonly Prepared[]): Promise<Reply[]> {
+    this.identify(tasks);
+    let replies: Reply[];
+    if (writable(redis)) {
+      replies = await writeCalls(redis, this.keys, tasks);
+    } else {
+      const pipeline = redis.pipeline();
+      for (const task of tasks) void runEnqueue(pipeline, this.keys, task);
+      replies = ((await pipeline.exec()) ?? []).map(([error, reply]) => error ?? reply);
+    }
+    const error = replies.find((reply) => reply instanceof Error);
+    if (error) throw error;
+    return replies;
   }
 
   /**

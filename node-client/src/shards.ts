@@ -111,7 +111,9 @@ export async function enqueueSpread<S extends EnqueueOptions, T, Q extends { enq
   const groups = new Map<Q, { index: number; spec: S }[]>();
   list.forEach((spec, index) => {
     const [part, id] = place(spec);
-    groups.set(part, [...(groups.get(part) ?? []), { index, spec: { ...spec, id } }]);
+    const group = groups.get(part);
+    if (group) group.push({ index, spec: { ...spec, id } });
+    else groups.set(part, [{ index, spec: { ...spec, id } }]);
   });
   const tasks = new Array<T>(list.length);
   await Promise.all([...groups].map(async ([part, items]) => {

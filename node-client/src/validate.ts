@@ -120,12 +120,66 @@ function checkJson(value: unknown, field: string, depth: number): void {
   }
 }
 
+/**
+ * Whether checkJson(value, field, depth) passes (args: depth 1), without naming fields: the check
+ * of every args, whose paths are only worth building for an error (checkJson, run then, names it).
+ */
+export function isExactJson(value: unknown, depth = 1): boolean {
+  switch (typeof value) {
+    case 'boolean':
+      return true;
+    case 'string':
+      return !LONE_SURROGATE.test(value);
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth > LIMITS['json-max-depth']) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!isExactJson(item, depth + 1)) return false; // a hole is undefined: not JSON
+    return true;
+  }
+  if (!isPlainObject(value)) return false;
+  for (const key in value) { // the own enumerable keys, as Object.entries takes them
+    if (!Object.hasOwn(value, key)) continue;
+    if (LONE_SURROGATE.test(key) || !isExactJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
+}
+
 /** ajv-formats is CommonJS: its plugin is the default import, or that import's `default` (per module system). */
 function addFormats(ajv: Ajv2020): void {
   let plugin: unknown = ajvFormats;
   if (typeof plugin !== 'function') plugin = (plugin as { default?: unknown }).default;
   if (typeof plugin !== 'function') throw new Error('ajv-formats did not load');
   (plugin as (instance: Ajv2020) => unknown)(ajv);
+}
+
+/**
+ * The date-time format (the task hash's timestamps), remembering its last verdict: the tasks of one
+ * enqueue call share their pending-created, which a check of each hash would otherwise parse anew.
+ * A format is a function of the string alone: the verdict is the same.
+ */
+function rememberDateTime(ajv: Ajv2020): void {
+  const format: unknown = ajv.formats['date-time'];
+  const check = typeof format === 'function' ? format
+    : (format as { validate?: unknown } | undefined)?.validate;
+  if (typeof check !== 'function') return;
+  const test = check as (value: string) => boolean;
+  let last: string | undefined;
+  let verdict = false;
+  const remembered = (value: string): boolean => {
+    if (value !== last) {
+      verdict = test(value);
+      last = value;
+    }
+    return verdict;
+  };
+  ajv.addFormat('date-time', typeof format === 'function' ? remembered : { ...(format as object), validate: remembered });
 }
 
 let validators: { args: ValidateFunction; task: ValidateFunction } | undefined;
@@ -135,6 +189,7 @@ function compiled(): { args: ValidateFunction; task: ValidateFunction } {
     // strict: false is plain JSON Schema semantics (ajv's strict mode is an ajv-only lint).
     const ajv = new Ajv2020({ allErrors: false, strict: false, schemas: [...SCHEMAS] });
     addFormats(ajv);
+    rememberDateTime(ajv);
     const get = (id: string): ValidateFunction => {
       const validate = ajv.getSchema(id);
       if (!validate) throw new Error(`schema ${id} is not bundled`);
@@ -156,18 +211,37 @@ function schemaProblem(error: ErrorObject): string {
   return `${error.message ?? 'is not valid'} (schema ${error.schemaPath})`;
 }
 
+/** The JSON text of the args serializeArgs passed last. */
+let lastValidArgs: string | undefined;
+
 /** Validates args (strict JSON, then args.schema.json) and returns their JSON text. */
 export function serializeArgs(args: unknown): string {
   if (args === null || typeof args !== 'object' || Array.isArray(args)) {
     throw new InvalidArgumentsError('args', `must be an object of named arguments, got ${describe(args)}`);
   }
-  checkJson(args, 'args', 1);
-  const validate = compiled().args;
-  if (!validate(args)) {
-    const [error] = validate.errors ?? [];
-    throw new InvalidArgumentsError(error ? schemaField('args', error) : 'args', error ? schemaProblem(error) : 'is not valid');
+  if (!isExactJson(args, 1)) checkJson(args, 'args', 1);
+  const json = JSON.stringify(args);
+  // Of exact JSON, the schema judges what the text says: args with the text of the last valid ones are valid.
+  if (json !== lastValidArgs) {
+    const validate = compiled().args;
+    if (!validate(args)) {
+      const [error] = validate.errors ?? [];
+      throw new InvalidArgumentsError(error ? schemaField('args', error) : 'args', error ? schemaProblem(error) : 'is not valid');
+    }
+    lastValidArgs = json;
   }
-  return JSON.stringify(args);
+  return json;
+}
+
+/** serializeArgs(args) when it passes, else undefined (serializeArgs names what is wrong). */
+export function validArgsJson(args: unknown): string | undefined {
+  if (args === null || typeof args !== 'object' || Array.isArray(args) || !isExactJson(args)) return undefined;
+  const json = JSON.stringify(args);
+  if (json !== lastValidArgs) {
+    if (!compiled().args(args)) return undefined;
+    lastValidArgs = json;
+  }
+  return json;
 }
 
 /** Validates the hash enqueue is about to write against task.schema.json. */

@@ -82,6 +82,11 @@ describe('ACL users made by dothis acl', { skip }, () => {
       const denied = await refusal(queue.enqueue('add', { a: 1, b: 2 }));
       assert.ok(denied.rules.includes(`~${other}:task:*`), denied.message);
       assert.match(denied.message, /^Redis refused a key of EVAL(SHA)? in enqueue\.lua/);
+      for (const specs of [[{ fn: 'add' }], Array.from({ length: 1200 }, () => ({ fn: 'add' }))]) {
+        const many = await refusal(queue.enqueueMany(specs));
+        assert.ok(many.rules.includes(`~${other}:task:*`), many.message);
+        assert.match(many.message, /^Redis refused a key of EVAL(SHA)? in enqueue\.lua \(one of \{[^}]+\}:task:/);
+      }
       assert.equal(await redis.raw.exists(`${other}:pending`), 0);
     } finally {
       await queue.close();

@@ -120,6 +120,78 @@ describe('enqueueMany', () => {
     await queue.enqueueMany([{ fn: 'echo' }, { fn: 'echo' }]);
     assert.equal(await queue.length(), 4);
   }, 'flush'));
+
+  test('like tasks, tasks with options and custom ids in one call are each written whole', () => withQueue(async (queue) => {
+    const specs = [
+      ...Array.from({ length: 1500 }, () => ({ fn: 'noop' })),
+      { fn: 'echo', args: { text: 'x' }, id: 'own-\u00e9', attempts: 2 },
+      ...Array.from({ length: 1500 }, (_, i) => ({ fn: 'noop', args: { i } })),
+      { fn: 'echo', atFront: true },
+      { fn: 'echo', id: 'later', delay: 60, description: 'd' },
+    ];
+    const tasks = await queue.enqueueMany(specs);
+    assert.equal(new Set(tasks.map((t) => t.id)).size, specs.length);
+    assert.equal(await queue.length(), specs.length - 1);
+    assert.equal(await queue.scheduledCount(), 1);
+    const hash = (task) => redis.raw.hgetall(task.key);
+    const [plain, own, argued, front, later] = await Promise.all([tasks[0], tasks[1500], tasks[1600], tasks.at(-2), tasks.at(-1)].map(hash));
+    assert.match(tasks[0].id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.deepEqual(Object.keys(plain).sort(), ['args', 'function', 'pending-created', 'state']);
+    assert.equal(plain.args, '{}');
+    assert.match(plain['pending-created'], STAMP);
+    assert.equal(own['pending-created'], plain['pending-created'], 'the tasks of one call share their time');
+    assert.deepEqual({ ...own, 'pending-created': '' },
+      { function: 'echo', state: 'pending', args: '{"text":"x"}', attempts: '2', 'pending-created': '' });
+    assert.equal(tasks[1500].id, 'own-\u00e9');
+    assert.equal(argued.args, '{"i":99}');
+    assert.equal(await redis.raw.rpop(`${queue.name}:pending`), tasks.at(-2).id, 'atFront runs next');
+    assert.equal(front.function, 'echo');
+    assert.equal(later.state, 'scheduled');
+    assert.equal(later.description, 'd');
+  }, 'many-mixed'));
+
+  test('a bad task after many like ones: refused by its index, nothing written', () => withQueue(async (queue) => {
+    const like = Array.from({ length: 1000 }, () => ({ fn: 'noop', args: { a: [1] } }));
+    for (const [bad, field] of [
+      [{ fn: 'noop', args: { a: [1, NaN] } }, 'tasks[1000].args.a[1]'], [{ fn: 'noop', args: [1] }, 'tasks[1000].args'],
+      [{ fn: '', args: { a: [1] } }, 'tasks[1000].function'], [{ fn: 'noop', args: { a: [1] }, atFront: 1 }, 'tasks[1000].atFront'],
+      [null, 'tasks[1000]'], [{ fn: 'noop', args: { a: [1] }, id: 'x y' }, 'tasks[1000].id'],
+    ]) {
+      await assert.rejects(queue.enqueueMany([...like, bad, ...like]), (error) => error instanceof InvalidArgumentsError && error.field === field, field);
+    }
+    assert.equal(await queue.length(), 0);
+    assert.equal(await redis.raw.exists(`${queue.name}:pending`), 0);
+  }, 'many-bad'));
+
+  test('a SCRIPT FLUSH during the call: the refused calls are sent again', () => withQueue(async (queue) => {
+    await queue.length();
+    const flushes = setInterval(() => { redis.raw.script('FLUSH').catch(() => undefined); }, 5);
+    try {
+      const tasks = await queue.enqueueMany(Array.from({ length: 30000 }, (_, i) => ({ fn: 'noop', args: { i } })));
+      assert.equal(new Set(tasks.map((t) => t.id)).size, 30000);
+    } finally {
+      clearInterval(flushes);
+    }
+    assert.equal(await queue.length(), 30000);
+  }, 'many-flush'));
+
+  test('a connection lost during the call: ConnectionFailedError, and the queue works on', () => withQueue(async (queue) => {
+    await queue.length();
+    let killed = false;
+    const watch = setInterval(async () => {
+      if (killed || await redis.raw.llen(`${queue.name}:pending`) < 5000) return;
+      killed = true;
+      await redis.raw.client('KILL', 'SKIPME', 'yes', 'TYPE', 'normal');
+    }, 1);
+    try {
+      await assert.rejects(queue.enqueueMany(Array.from({ length: 100000 }, () => ({ fn: 'noop' }))), ConnectionFailedError);
+    } finally {
+      clearInterval(watch);
+    }
+    assert.ok(killed);
+    const [task] = await queue.enqueueMany([{ fn: 'echo' }]);
+    assert.equal(await redis.raw.hget(task.key, 'state'), 'pending');
+  }, 'many-lost'));
 });
 
 describe('task handles', () => {

@@ -1,10 +1,12 @@
 // Unit tests (no Redis): generated constants equal schema/protocol.json and schema/scripts.json; keys, time, validation.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 
 import * as dothis from '../dist/esm/index.js';
+import { encodeCall, encodeCalls, enqueueCall, hashFields, hashOf, randomUUIDs, stamp } from '../dist/esm/enqueue.js';
 import { cancelCall } from '../dist/esm/queue.js';
 import { checkTaskHash, serializeArgs } from '../dist/esm/validate.js';
 
@@ -138,6 +140,32 @@ describe('the bundled schemas agree with schema/examples', () => {
       assert.throws(() => serializeArgs(args), dothis.InvalidArgumentsError, name);
     }
   });
+
+  test('a timestamp is judged on its own, whatever was checked before', () => {
+    const hash = (stamp) => ({ function: 'f', state: 'pending', args: '{}', 'pending-created': stamp });
+    for (const [stamp, valid] of [['2015-12-05T00:19:01.834909Z', true], ['2015-02-30T00:19:01.834909Z', false],
+      ['2015-02-30T00:19:01.834909Z', false], ['2016-02-29T23:59:59.000000Z', true], ['2015-12-05T24:19:01.834909Z', false],
+      ['2015-12-05T00:19:01.834909Z', true]]) {
+      if (valid) assert.doesNotThrow(() => checkTaskHash(hash(stamp)), stamp);
+      else assert.throws(() => checkTaskHash(hash(stamp)), (error) => error.field === 'task["pending-created"]', stamp);
+    }
+  });
+
+  test('args without one exact JSON form are refused, naming the field', () => {
+    const deep = (n) => (n === 0 ? 1 : [deep(n - 1)]);
+    const cases = [
+      [{ a: [1, , 3] }, 'args.a[1]'], // eslint-disable-line no-sparse-arrays
+      [{ a: NaN }, 'args.a'], [{ a: { b: undefined } }, 'args.a.b'], [{ a: 1n }, 'args.a'], [{ a: () => 1 }, 'args.a'],
+      [{ a: new Date(0) }, 'args.a'], [{ 'x y': [{ s: 'a\ud800' }] }, 'args["x y"][0].s'], [{ ['\udc00']: 1 }, 'args["\\udc00"]'],
+    ];
+    for (const [args, field] of cases) {
+      assert.throws(() => serializeArgs(args), (error) => error instanceof dothis.InvalidArgumentsError && error.field === field, field);
+    }
+    const limit = dothis.LIMITS['json-max-depth'];
+    assert.doesNotThrow(() => serializeArgs({ a: deep(limit - 2) }));
+    assert.throws(() => serializeArgs({ a: deep(limit + 5) }), (error) => /^args\.a(\[0\])+$/.test(error.field) && /nesting/.test(error.problem));
+    assert.equal(serializeArgs({ a: [1, null, 'x', { b: [] }], c: -0 }), '{"a":[1,null,"x",{"b":[]}],"c":0}');
+  });
 });
 
 describe('the script manifest (schema/scripts.json) agrees with the bundled Lua', () => {
@@ -212,15 +240,62 @@ describe('the script manifest (schema/scripts.json) agrees with the bundled Lua'
       cancel.keys.map((key) => key.template));
 
     const queue = new dothis.Queue('q', { url: 'redis://127.0.0.1:1/0' });
-    // prepare() builds enqueue.lua's KEYS and ARGV at a given now, without touching Redis
-    const prepared = queue['prepare']('echo', { text: 'x' }, { id: 'child', dependsOn: ['p1', 'p2'] }, 1449274741834909n);
+    // prepare() checks a task at a given now, without touching Redis; enqueueCall gives enqueue.lua's KEYS and ARGV
+    const enqueueOf = (fn, args, options) => enqueueCall(queue['keys'], queue['prepare'](fn, args, options, stamp(1449274741834909n)));
+    const prepared = enqueueOf('echo', { text: 'x' }, { id: 'child', dependsOn: ['p1', 'p2'] });
     assert.equal(prepared.keys.length, enqueue.counts.keys + 2 * enqueue.counts.keysPerRepeat + enqueue.counts.optionalKeys);
     assert.equal(prepared.keys.at(-1), 'q:waiting', 'a task that waits joins the index of waiting tasks');
-    const alone = queue['prepare']('echo', { text: 'x' }, { id: 'solo' }, 1449274741834909n);
+    const alone = enqueueOf('echo', { text: 'x' }, { id: 'solo' });
     assert.equal(alone.keys.length, enqueue.counts.keys, 'no parents: no index');
     const fixedArgs = enqueue.counts.args;
     assert.equal(prepared.argv[fixedArgs - 1], '2', 'the parent count is the last fixed argument');
     assert.equal((prepared.argv.length - fixedArgs - 2) % 2, 0, 'then the parent ids, then field/value pairs');
+    return queue.close();
+  });
+
+  test('the ids enqueueMany draws are random UUIDs (version 4), as randomUUID draws them', () => {
+    const ids = randomUUIDs(5000);
+    assert.equal(new Set(ids).size, 5000);
+    for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // every hex digit turns up in every random position
+    for (const at of [0, 9, 15, 20, 35]) assert.equal(new Set(ids.map((id) => id[at])).size, 16, `position ${at}`);
+    assert.deepEqual(new Set(ids.map((id) => id[19])), new Set(['8', '9', 'a', 'b']));
+  });
+
+  test('enqueueMany writes the KEYS and ARGV of enqueueCall, byte for byte', async () => {
+    const bulk = (value) => `$${Buffer.byteLength(value)}\r\n${value}\r\n`;
+    const queue = new dothis.Queue('{q\u00e9}', { url: 'redis://127.0.0.1:1/0' });
+    const at = stamp(1449274741834909n);
+    at.trace = [['traceparent', `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`], ['tracestate', 'k=v']];
+    const specs = [
+      ['noop', {}, {}],
+      ['noop', {}, { id: 'own' }],
+      ['echo', { text: 'x \u00e9 \ud83d\ude00', n: [1, 2.5, null, true] }, { id: '\u00e9t\u00e9' }],
+      ['echo', {}, { atFront: true, attempts: 3, timeout: 2.5, ttl: 60, resultTtl: -1, failureTtl: 5, description: 'd\u00e9' }],
+      ['echo', {}, { delay: 10, onSuccess: 'done', onFailure: 'oops' }],
+      ['echo', {}, { at: new Date(1700000000123) }],
+      ['echo', { a: 1 }, { id: 'child', dependsOn: ['p1', 'p2', 'p1'] }],
+      ['\u00e9cho', {}, { dependsOn: 'p3' }],
+    ];
+    const lua = dothis.SCRIPTS.enqueue;
+    const sha = createHash('sha1').update(lua).digest('hex');
+    for (const [fn, args, options] of specs) {
+      const task = queue['prepare'](fn, args, options, at);
+      const { keys, argv } = enqueueCall(queue['keys'], task);
+      const resp = (command, script) => `*${3 + keys.length + argv.length}\r\n` +
+        [command, script, String(keys.length), ...keys, ...argv].map(bulk).join('');
+      assert.equal(encodeCall(queue['keys'], task), resp('evalsha', sha), JSON.stringify(options));
+      assert.equal(encodeCall(queue['keys'], task, true), resp('eval', lua), JSON.stringify(options));
+      // the hash checked against task.schema.json is the one HSET writes, in the same order
+      const written = Object.fromEntries(hashFields(task));
+      assert.deepEqual(Object.entries(hashOf(task)), Object.entries(written), JSON.stringify(options));
+    }
+    // a batch is its calls one after the other, the first an EVAL when asked
+    const batch = [...specs, ['noop', {}, {}], ['noop', { a: 1 }, {}], ['noop', { a: 1 }, { id: 'x'.repeat(36) }], ['other', {}, {}]]
+      .map(([fn, args, options]) => queue['prepare'](fn, args, options, at));
+    const calls = batch.map((task) => encodeCall(queue['keys'], task));
+    assert.ok(encodeCalls(queue['keys'], batch).equals(Buffer.from(calls.join(''))));
+    assert.ok(encodeCalls(queue['keys'], batch, true).equals(Buffer.from([encodeCall(queue['keys'], batch[0], true), ...calls.slice(1)].join(''))));
     return queue.close();
   });
 });

@@ -47,9 +47,12 @@ describe('TLS', { skip }, () => {
     const name = uniqueQueue('tls');
     const queue = new Queue(name, { url: `${tls.url}?tls_ca=${encodeURIComponent(tls.ca)}` });
     try {
-      const value = await drained(tls.url, name, async () => (await queue.enqueue('add', { a: 2, b: 3 })).wait({ timeout: 15000 }),
-        ['--tls-ca', tls.ca]);
-      assert.equal(value, 5);
+      const value = await drained(tls.url, name, async () => {
+        const one = await queue.enqueue('add', { a: 2, b: 3 });
+        const many = await queue.enqueueMany(Array.from({ length: 1500 }, (_, b) => ({ fn: 'add', args: { a: 1, b } })));
+        return [await one.wait({ timeout: 15000 }), ...await Promise.all([many[0], many[1499]].map((task) => task.wait({ timeout: 15000 })))];
+      }, ['--tls-ca', tls.ca]);
+      assert.deepEqual(value, [5, 1, 1500]);
     } finally {
       await queue.close();
     }
@@ -82,8 +85,12 @@ describe('Sentinel', { skip }, () => {
     const name = uniqueQueue('sentinel');
     const queue = new Queue(name, { url: sentinel.url });
     try {
-      const value = await drained(sentinel.url, name, async () => (await queue.enqueue('echo', { text: 'via sentinel' })).wait({ timeout: 15000 }));
-      assert.equal(value, 'via sentinel');
+      const value = await drained(sentinel.url, name, async () => {
+        const one = await queue.enqueue('echo', { text: 'via sentinel' });
+        const [many] = await queue.enqueueMany([{ fn: 'echo', args: { text: 'many via sentinel' } }]);
+        return Promise.all([one, many].map((task) => task.wait({ timeout: 15000 })));
+      });
+      assert.deepEqual(value, ['via sentinel', 'many via sentinel']);
     } finally {
       await queue.close();
     }
@@ -101,9 +108,10 @@ describe('Redis Cluster', { skip }, () => {
     try {
       const values = await drained(cluster.url, name, async () => {
         const tasks = await Promise.all([1, 2, 3].map((b) => queue.enqueue('add', { a: 10, b })));
+        tasks.push(...await queue.enqueueMany([4, 5].map((b) => ({ fn: 'add', args: { a: 10, b } }))));
         return Promise.all(tasks.map((task) => task.wait({ timeout: 15000 })));
       }, ['--cluster']);
-      assert.deepEqual(values, [11, 12, 13]);
+      assert.deepEqual(values, [11, 12, 13, 14, 15]);
     } finally {
       await queue.close();
     }
