@@ -18,12 +18,12 @@ from dothis.store.connection import connect_async
 pytestmark = pytest.mark.integration
 
 
-async def _with_batcher(url: str, body: Any, **options: Any) -> Any:
+async def _with_batcher(url: str, body: Any, in_flight: int = 1, **options: Any) -> Any:
     client = redis.asyncio.Redis.from_url(url, protocol=2, **options) if options \
         else connect_async(url)  # fmt: skip
     echo = client.register_script("return ARGV[1]")
     try:
-        return await body(Batcher(client, {"echo": echo}), echo.sha)
+        return await body(Batcher(client, {"echo": echo}, in_flight=in_flight), echo.sha)
     finally:
         await client.aclose()
 
@@ -155,9 +155,9 @@ def test_threads_sending_at_once_through_one_producer_each_get_their_replies(
 
 
 def test_a_request_made_while_a_batch_is_out_does_not_wait_for_its_reply(url: str) -> None:
-    # The first batch blocks in Redis for a second; requests made meanwhile (the next claim,
-    # while the finishes are on their way) go out at once on another connection, and so does one
-    # made just after such a reply came back.
+    # A Batcher that keeps two batches out. The first batch blocks in Redis for a second;
+    # requests made meanwhile go out at once on another connection, and so does one made just
+    # after such a reply came back.
     async def body(batcher: Batcher, sha: str) -> tuple[float, float, Any]:
         blocked = batcher.submit(None, ("BLPOP", "batch:nothing", 1))
         await asyncio.sleep(0.05)  # the blocking batch is out
@@ -168,7 +168,7 @@ def test_a_request_made_while_a_batch_is_out_does_not_wait_for_its_reply(url: st
         second = time.monotonic() - started
         return first, second, await blocked
 
-    first, second, blocked = asyncio.run(_with_batcher(url, body))
+    first, second, blocked = asyncio.run(_with_batcher(url, body, in_flight=2))
     assert blocked is None  # BLPOP timed out after its second
     assert first < 0.5 and second < 0.5, (first, second)
 
