@@ -14,7 +14,7 @@ import redis
 import taskfns  # noqa: F401  (registers echo and fail for the worker)
 from support import RedisServer, wait_until
 
-from dothis import Queue, TaskFailed
+from dothis import Queue, TaskFailed, WaitTimeout
 from dothis.producer.queue import Queue as QueueClass
 from dothis.wire.protocol import Keys
 
@@ -125,3 +125,33 @@ def test_a_server_that_refuses_the_outcomes_channel_leaves_waits_to_the_hash(
     finally:
         admin.execute_command("ACL", "DELUSER", "oldproducer")
         admin.close()
+
+
+def test_a_wait_after_an_ending_seen_does_not_take_an_outcome_message(
+    r: redis.Redis, queue: Queue, start_worker: Callable[..., Any]
+) -> None:
+    # The task ended (and a wait saw it), then it was requeued: messages of that ending may still
+    # be unread when the next wait starts. That wait reads the hash: here it finds the task
+    # pending (no worker runs any more) and times out, whatever an outcome message says.
+    worker = start_worker()
+    task = queue.enqueue("fail", message="first run")
+    with pytest.raises(TaskFailed):
+        task.wait(timeout=10)
+    worker.stop()
+    assert queue.requeue(task.id) is True
+    keys = Keys(queue.name)
+    stale = json.dumps({"task": keys.task(task.id), "result": "failed", "error-code": "exception",
+                        "error-reason": "first run", "error-exception": "stale"})  # fmt: skip
+
+    import threading
+
+    def announce() -> None:
+        wait_until(lambda: subscribers(r, keys.outcomes) == 1)
+        r.publish(keys.outcomes, stale)
+        r.publish(keys.results, keys.task(task.id))
+
+    announcer = threading.Thread(target=announce)
+    announcer.start()
+    with pytest.raises(WaitTimeout):
+        task.wait(timeout=0.5)
+    announcer.join(5)

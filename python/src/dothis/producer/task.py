@@ -57,8 +57,9 @@ class Task:
         # Where the queue's results subscription stood before this task was enqueued (None when
         # it was not up, or the handle was made otherwise): see ResultListener.watch.
         self._mark = mark
-        # Enqueued here under an id made here (random): no earlier task had its key, so an
-        # outcome message for the key heard during a wait is this task's (SPEC.md 6.1).
+        # Enqueued here under an id made here (random), and no ending seen yet: no earlier run
+        # had its key, so an outcome message for the key heard during a wait is this run's
+        # (SPEC.md 6.1).
         self._fresh = fresh
 
     def __repr__(self) -> str:
@@ -185,6 +186,10 @@ class Task:
                         with results.reads:
                             info = self.queue.read_outcome(self.id)
                     if info is not None and info.finished:
+                        # Once an ending was seen, the task may run again (a requeue), and the
+                        # messages of that ending may still be unread when the next wait starts:
+                        # the next wait reads the hash.
+                        self._fresh = False
                         failure = info.failure()
                         if failure is not None:
                             raise failure
