@@ -18,12 +18,12 @@ from dothis.store.connection import connect_async
 pytestmark = pytest.mark.integration
 
 
-async def _with_batcher(url: str, body: Any, in_flight: int = 1, **options: Any) -> Any:
+async def _with_batcher(url: str, body: Any, **options: Any) -> Any:
     client = redis.asyncio.Redis.from_url(url, protocol=2, **options) if options \
         else connect_async(url)  # fmt: skip
     echo = client.register_script("return ARGV[1]")
     try:
-        return await body(Batcher(client, {"echo": echo}, in_flight=in_flight), echo.sha)
+        return await body(Batcher(client, {"echo": echo}), echo.sha)
     finally:
         await client.aclose()
 
@@ -152,25 +152,6 @@ def test_threads_sending_at_once_through_one_producer_each_get_their_replies(
         assert direct.send([("ECHO", "after")]) == [b"after"]
     finally:
         client.close()
-
-
-def test_a_request_made_while_a_batch_is_out_does_not_wait_for_its_reply(url: str) -> None:
-    # A Batcher that keeps two batches out. The first batch blocks in Redis for a second;
-    # requests made meanwhile go out at once on another connection, and so does one made just
-    # after such a reply came back.
-    async def body(batcher: Batcher, sha: str) -> tuple[float, float, Any]:
-        blocked = batcher.submit(None, ("BLPOP", "batch:nothing", 1))
-        await asyncio.sleep(0.05)  # the blocking batch is out
-        started = time.monotonic()
-        assert await batcher.send(None, ("ECHO", "first")) == b"first"
-        first = time.monotonic() - started
-        assert await batcher.send(None, ("ECHO", "second")) == b"second"
-        second = time.monotonic() - started
-        return first, second, await blocked
-
-    first, second, blocked = asyncio.run(_with_batcher(url, body, in_flight=2))
-    assert blocked is None  # BLPOP timed out after its second
-    assert first < 0.5 and second < 0.5, (first, second)
 
 
 def test_a_forked_process_does_not_send_on_the_connection_its_parent_kept(url: str) -> None:

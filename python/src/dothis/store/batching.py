@@ -1,12 +1,10 @@
-"""Requests made while pipelines are in flight are sent together in the next one.
+"""Requests made while a pipeline is in flight are sent together in the next one.
 
 Under load the worker's start, finish and retry calls for many tasks share one round trip each;
-with a single request in flight nothing waits (it is sent at once when no pipeline is out). A
-Batcher can keep several pipelines out at once, each on a connection of its own (``in_flight``;
-requests that depend on one another are made one after the other's reply, never together), but
-the worker keeps one: with two, claims went out sooner in smaller batches, which cost more per
-task than the wait they saved (measured with bench/: ``--pool inline --prefetch 100`` drained
-about a third slower, the default worker no faster).
+with a single request in flight nothing waits (it is sent at once when no pipeline is out). One
+pipeline at a time, not several on connections of their own: with two, claims went out sooner in
+smaller batches, which cost more per task than the wait they saved (measured with bench/:
+``--pool inline --prefetch 100`` drained about a third slower, the default worker no faster).
 
 A batch goes out as one write of commands packed by hiredis, on one connection of the client's
 pool, and its replies are read back in order: none of the per-command bookkeeping of a redis-py
@@ -30,8 +28,6 @@ from redis.asyncio import Redis as AsyncClient
 from redis.exceptions import NoScriptError
 
 Queued = tuple[Any, tuple[Any, ...], asyncio.Future[Any]]
-
-IN_FLIGHT = 1  # pipelines out at once, each on its own connection (see above)
 
 
 class Direct:
@@ -99,17 +95,13 @@ class Direct:
 class Batcher:
     """Sends raw commands (EVALSHA included) in batches; ``scripts`` reloads on NOSCRIPT."""
 
-    def __init__(
-        self, client: AsyncClient, scripts: dict[str, Any], limit: int = 500,
-        in_flight: int = IN_FLIGHT,
-    ) -> None:  # fmt: skip
+    def __init__(self, client: AsyncClient, scripts: dict[str, Any], limit: int = 500) -> None:
         self.client = client
         self.scripts = scripts
         self.limit = limit
-        self.in_flight = in_flight
         self._queued: list[Queued] = []
-        self._flushers: set[asyncio.Task[None]] = set()  # each sends batches until none is left
-        self._starting: asyncio.Task[None] | None = None  # made, not yet taking what is queued
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
         pool = getattr(client, "connection_pool", None)
         self._direct = isinstance(client, AsyncClient) and pool is not None
         self._timeout: float | None = pool.connection_kwargs.get("socket_timeout") if pool else None
@@ -123,27 +115,18 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((script, command, future))
-        if self._starting is None and len(self._flushers) < self.in_flight:
-            # One flusher at a time starts: the commands of this turn of the loop go together.
-            flusher = self._starting = loop.create_task(self._flush())
-            self._flushers.add(flusher)  # referenced while it runs
-            flusher.add_done_callback(self._flushed)
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush())  # referenced while it runs
         return future
 
-    def _flushed(self, flusher: asyncio.Task[None]) -> None:
-        self._flushers.discard(flusher)
-        if self._starting is flusher:  # cancelled before it began
-            self._starting = None
-
     async def _flush(self) -> None:
-        me = asyncio.current_task()
-        self._starting = None
         try:
             while self._queued:
                 batch, self._queued = self._queued[: self.limit], self._queued[self.limit :]
                 await self._send(batch)
-        finally:  # now, not in a callback: a request made at once after its reply has a place
-            self._flushers.discard(me)
+        finally:
+            self._flushing = False
 
     async def _send(self, batch: list[Queued]) -> None:
         commands = [command for _, command, _ in batch]
