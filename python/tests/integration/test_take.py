@@ -191,3 +191,50 @@ def test_the_worker_role_may_take_and_a_refusal_names_the_task_pattern(
     finally:
         client.close()
         r.execute_command("ACL", "DELUSER", user)
+
+
+@pytest.mark.parametrize("lease_ms", [None, 30_000])
+def test_the_fields_start_returns_are_the_hash_after_it(r, store, queue_name, lease_ms) -> None:
+    """start.lua and take.lua read the hash once, before they write it, and reply with the fields
+    it has after the write: a pending-created added, a lease written or an old one removed."""
+    keys = Keys(queue_name)
+    ops = Ops(keys)
+    hashes = {
+        "plain": {"function": "echo", "state": "pending", "args": "{}",
+                  "pending-created": "2026-01-01T00:00:00.000000Z"},
+        "by-hand": {"function": "echo", "args": "{}"},  # no state, no pending-created
+        "old-lease": {"function": "echo", "state": "pending", "lease-expires": "1", "claims": "4"},
+    }  # fmt: skip
+    for task_id, fields in hashes.items():
+        r.hset(keys.task(task_id), mapping=fields)
+    r.lpush(keys.pending, "plain", "by-hand")
+    taken = by_entry(store.run(ops.take("w1", LIMITS, 5, lease_ms)))
+    r.lpush(keys.pending, "old-lease")
+    entry = store.run(ops.claim())
+    started = {**taken, entry: store.run(ops.start(entry, "old-lease", "w1", LIMITS, lease_ms))}
+    for task_id in hashes:
+        reply = started[task_id.encode()]
+        assert isinstance(reply, Started)
+        assert reply.fields == r.hgetall(keys.task(task_id))
+        assert (b"lease-expires" in reply.fields) == (lease_ms is not None)
+        assert reply.fields[b"state"] == b"executing" and reply.fields[b"worker"] == b"w1"
+    assert started[b"old-lease"].claims == 5
+    by_hand = started[b"by-hand"].fields
+    assert by_hand[b"pending-created"] == by_hand[b"executing-created"]
+    assert started[b"plain"].fields[b"pending-created"] == b"2026-01-01T00:00:00.000000Z"
+
+
+def test_a_long_state_is_named_by_its_size(r, store, queue_name) -> None:
+    """A state of more than 32 bytes is invalid-state, named by its size, read or not."""
+    keys = Keys(queue_name)
+    ops = Ops(keys)
+    r.hset(keys.task("long"), mapping={"function": "echo", "state": "p" * 40})
+    r.hset(keys.task("long-big"), mapping={"state": "p" * 40, "args": "x" * 2000})
+    r.lpush(keys.pending, "long", "long-big")
+    replies = by_entry(store.run(ops.take("w1", LIMITS, 5)))
+    long = replies[b"long"]
+    assert isinstance(long, Refused) and long.code == ErrorCode.INVALID_STATE
+    assert "'a value of 40 bytes'" in long.detail
+    big = replies[b"long-big"]
+    assert isinstance(big, Refused) and big.code == ErrorCode.TOO_LARGE
+    assert r.hget(keys.task("long"), "state") == b"executing"
