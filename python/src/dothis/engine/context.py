@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Middleware = Callable[["TaskContext"], AbstractContextManager[Any]]
+# What a middleware returns when it has nothing to do around a call: it is not entered.
+NOTHING: AbstractContextManager[None] = contextlib.nullcontext()
 # Writes a task's progress (the worker installs one per process; see worker/progress.py).
 Reporter = Callable[["TaskContext", float, "str | None"], bool]
 
@@ -114,13 +116,17 @@ class running:
         self.token = _current.set(self.task)
         if not self.middleware or self.task is None:
             return
-        stack = contextlib.ExitStack()
+        stack = None  # made for the first middleware that has something to do
         try:
             for factory in self.middleware:
-                stack.enter_context(factory(self.task))
+                manager = factory(self.task)
+                if manager is not NOTHING:
+                    stack = stack or contextlib.ExitStack()
+                    stack.enter_context(manager)
         except BaseException:
             try:
-                stack.__exit__(*sys.exc_info())
+                if stack is not None:
+                    stack.__exit__(*sys.exc_info())
             finally:
                 _current.reset(self.token)
             raise

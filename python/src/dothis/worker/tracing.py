@@ -20,9 +20,10 @@ import contextlib
 import functools
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from dothis.engine.context import TaskContext
+from dothis.engine.context import NOTHING, TaskContext
 from dothis.engine.registry import Registry
 from dothis.version import __version__
 from dothis.wire.protocol import Field
@@ -44,13 +45,14 @@ def _untraced(task: TaskContext) -> bool:
     return trace is None or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
-@contextlib.contextmanager
-def consumer_span(task: TaskContext) -> Iterator[None]:
+def consumer_span(task: TaskContext) -> AbstractContextManager[None]:
     """Middleware: run the try inside a CONSUMER span ``process <queue>``, a child of the trace
-    context the task carries (nothing at all when there is nothing to trace)."""
-    if _untraced(task):
-        yield
-        return
+    context the task carries (``NOTHING``, entered by no one, when there is nothing to trace)."""
+    return NOTHING if _untraced(task) else _span(task)
+
+
+@contextlib.contextmanager
+def _span(task: TaskContext) -> Iterator[None]:
     from opentelemetry import trace
 
     with _tracer().start_as_current_span(

@@ -15,6 +15,7 @@ import signal
 import socket
 import struct
 import sys
+from _signal import getsignal as raw_getsignal  # type: ignore[import-not-found]
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any, ClassVar
@@ -49,7 +50,7 @@ def _ignore_stop_signals(unless_kept: bool = False) -> None:
     when, as nearly always, the task left them alone)."""
     # A handler rather than SIG_IGN: a program the task starts (exec) gets the default back.
     for signum in (signal.SIGTERM, signal.SIGINT):
-        if unless_kept and signal.getsignal(signum) is _nothing:
+        if unless_kept and raw_getsignal(signum) is _nothing:  # no enum lookup
             continue
         signal.signal(signum, _nothing)
         signal.siginterrupt(signum, False)  # system calls restart, in native code too
@@ -125,13 +126,18 @@ class _StandardStreams:
         self.streams: list[IO[Any] | None] = [getattr(sys, name) for name in self.NAMES]
 
     def restore(self) -> None:
+        # try/except rather than contextlib.suppress: this runs after every try
         for stream in (sys.stdout, sys.stderr):  # what the task wrote goes where it meant
-            with contextlib.suppress(Exception):
+            try:
                 if stream is not None:
                     stream.flush()
+            except Exception:  # a broken stream of the task is replaced below
+                pass
         for fd, saved in zip((0, 1, 2), self.saved, strict=True):
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105
                 os.dup2(saved, fd)
+            except OSError:
+                pass
         for index, name in enumerate(self.NAMES):
             stream = self.streams[index]
             if stream is not None and stream.closed:
