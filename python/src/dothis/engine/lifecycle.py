@@ -72,6 +72,8 @@ class Context:
     lease_ms: int | None = None
     hold: Callable[[Claim], None] = lambda claim: None
     release: Callable[[Claim], None] = lambda claim: None
+    # Yield a Step at each point of a task's handling (a crash point is armed: crash tests).
+    steps: bool = False
     # Who hears of each step (SPEC-independent: logs, metrics, traces); see engine/events.py.
     observe: Observer = lambda event: None
     # Counted as outcomes are recorded (and as records are fenced off), for counts and logs.
@@ -112,14 +114,15 @@ def begin(entry: bytes, ctx: Context, taken: StartReply | None = None) -> Flow[B
     """start.lua (unless take.lua started the entry: ``taken``) and the checks before a try;
     Begun, or (the task needs no try) the follow-up ids of its ending."""
     ops = ctx.ops
-    if taken is None:  # claimed and started in one script: there is no point between the two
+    if taken is None and ctx.steps:  # claimed and started in one script: no point between
         yield Step("claimed")
     task_id, problem = ops.keys.parse_entry(entry)
     if task_id is None:
         yield from _reject(entry, RejectCode.INVALID_ID, problem, ctx)
         return []
     reply = taken if taken is not None else (yield from _start(entry, task_id, ctx))
-    yield Step("started")
+    if ctx.steps:
+        yield Step("started")
     if isinstance(reply, Rejected):
         yield from _reject(entry, reply.code, reply.reason, ctx)
         return []
@@ -179,19 +182,23 @@ def conclude(begun: Begun, result: TryResult, ctx: Context) -> Flow[list[str]]:
         decision = Ending(
             decision.outcome, [*decision.fields, Field.RETRIES, str(invocation.settings.retries)]
         )
-    yield Step("ran")
+    if ctx.steps:
+        yield Step("ran")
     seconds = time.monotonic() - begun.began if begun.began else None
     try_number = invocation.settings.retries + 1
     queued = yield from record(begun.claim, decision, begun.fields, ctx,
                                try_number=try_number, seconds=seconds)  # fmt: skip
-    yield Step("finished")
+    if ctx.steps:
+        yield Step("finished")
     return queued
 
 
 def _end(claim: Claim, failure: Failure, fields: checks.Fields, ctx: Context) -> Flow[list[str]]:
-    yield Step("ran")
+    if ctx.steps:
+        yield Step("ran")
     queued = yield from record(claim, decide.before_start(failure, now_ms()), fields, ctx)
-    yield Step("finished")
+    if ctx.steps:
+        yield Step("finished")
     return queued
 
 

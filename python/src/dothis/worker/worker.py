@@ -252,6 +252,7 @@ class Worker:
                 ops=ops, worker_id=self.id, registry=self.registry, limits=limits, policy=policy,
                 result_ttl=options.result_ttl, failure_ttl=options.failure_ttl,
                 stopping=self.forced.is_set, lease_ms=options.lease_ms, observe=self.observers,
+                steps=self._crash_at is not None,
                 hold=partial(self._hold, ops), release=partial(self._release, ops))))  # fmt: skip
         return lanes
 

@@ -71,6 +71,7 @@ class Child:
         self.sock = parent_end
         self.token = secrets.token_hex(16)  # made after the fork: no child forked before has it
         self.tries = 0
+        self._nonces: list[str] = []  # drawn 256 at a time: one getrandom, not one per try
         self.stopping: asyncio.Future[int] | None = None
         send_frame(self.sock, json.dumps(self.token).encode())  # a few bytes: never blocks
         self.sock.setblocking(False)
@@ -192,7 +193,10 @@ class Child:
                 task: TaskContext | None) -> tuple[int, str, list[Any]]:  # fmt: skip
         """A try for this child: its number, its nonce and the request to send."""
         self.tries += 1
-        try_id, nonce = self.tries, secrets.token_hex(8)
+        if not self._nonces:  # from the parent's CSPRNG: no child can know a nonce not yet sent
+            drawn = secrets.token_hex(8 * 256)
+            self._nonces = [drawn[start : start + 16] for start in range(0, len(drawn), 16)]
+        try_id, nonce = self.tries, self._nonces.pop()
         message = task.to_message() if task is not None else None
         return try_id, nonce, [try_id, nonce, name, args, max_value_bytes, message]
 
