@@ -25,8 +25,8 @@ def test_auto_claims_nothing_ahead_before_it_has_seen_a_try() -> None:
 def test_auto_claims_ahead_for_short_tries_and_stops_for_slow_ones() -> None:
     prefetch = Prefetch(None, concurrency=1)
     for _ in range(30):
-        prefetch.observe(0.0005)
-    assert prefetch.current() == MAX_AUTO  # 100 would fit in the window: capped
+        prefetch.observe(0.0001)
+    assert prefetch.current() == MAX_AUTO  # 500 would fit in the window: capped
     for _ in range(30):
         prefetch.observe(WINDOW / 4)
     assert prefetch.current() == 4  # four of them fill the window
