@@ -116,3 +116,9 @@ def test_the_health_probe_does_not_load_rich() -> None:
     )
     assert "dothis.cli.status" in loaded
     assert "rich" not in loaded and "dothis.worker" not in loaded
+
+
+def test_a_worker_without_metrics_never_loads_prometheus_client() -> None:
+    loaded = loaded_after("import dothis.cli.worker, dothis.worker.worker")
+    assert "dothis.worker.worker" in loaded
+    assert "prometheus_client" not in loaded and "dothis.worker.metrics" not in loaded

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dothis.engine.context import set_reporter
 from dothis.engine.decide import RetryPolicy
@@ -49,7 +49,6 @@ from dothis.worker.clockcheck import ClockCheck
 from dothis.worker.heartbeat import Heartbeat
 from dothis.worker.lane import Lane
 from dothis.worker.logs import TaskLog
-from dothis.worker.metrics import WorkerMetrics, attach
 from dothis.worker.options import WorkerOptions
 from dothis.worker.pool import ProcessPool
 from dothis.worker.prefetch import Prefetch
@@ -60,6 +59,9 @@ from dothis.worker.running import RunningNow
 from dothis.worker.scheduler import Scheduler
 from dothis.worker.threads import ThreadPool
 from dothis.worker.tries import Tries
+
+if TYPE_CHECKING:
+    from dothis.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("dothis.worker")
 
@@ -211,7 +213,10 @@ class Worker:
         try:
             # After the fork: the children inherit neither the metrics' socket nor what these
             # hooks set up (each child runs its own).
-            self.metrics = attach(self)
+            if options.metrics_port is not None:  # prometheus_client only when it is served
+                from dothis.worker.metrics import attach
+
+                self.metrics = attach(self)
             await await_hooks(self.registry.startup)
             self.prefetch = Prefetch(options.prefetch, options.concurrency)
             self.tries = Tries(options.concurrency, options.timeout,
