@@ -354,6 +354,18 @@ PEER_SIZES: dict[str, dict[str, int]] = {
 }
 
 
+def bytecode_as_installed(src: Path) -> None:
+    """Start dothis as an installed package starts: with the bytecode caches pip writes at install.
+    The package measured is imported from source (the repository's python/src, or a --commit
+    snapshot), and with PYTHONDONTWRITEBYTECODE set (some environments set it) every worker start
+    would compile its modules again, a cost no installed peer pays. So the caches are written once
+    here (``__pycache__``, ignored by git) and the drivers run without that setting."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    import compileall
+
+    compileall.compile_dir(str(src / "dothis"), quiet=1)
+
+
 def plan_peers(sizes: Sizes, quick: bool) -> list[Driver]:
     py_main = MAIN_PY
     drivers = [python_driver("dothis", "dothis (Python)", py_main, "dothis_py.py",
@@ -424,6 +436,7 @@ def main() -> None:
     dirty = bool(_run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "python/src", "lua",
                        "schema", "node-client/src"]).stdout.strip())
     measured = f"working tree at {git}{' with uncommitted changes' if dirty else ''}"
+    source = ROOT / "python" / "src"  # the dothis package measured
     if opts.commit:
         snapshot = Path(tempfile.mkdtemp(prefix="dothis-bench-src-"))
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", opts.commit, "python/src", "lua",
@@ -432,6 +445,7 @@ def main() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [str(snapshot / "python" / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
         sys.path.insert(0, str(snapshot / "python" / "src"))
+        source = snapshot / "python" / "src"
         rev = _run(["git", "-C", str(ROOT), "rev-parse", "--short", opts.commit]).stdout.strip()
         measured = f"commit {rev} (Python package, scripts and node-client)"
         if not opts.quick and (NODE_CLIENT / "node_modules").exists():
@@ -446,6 +460,7 @@ def main() -> None:
             else:
                 measured += f"; node-client build at {rev} failed, using node-client/dist as built"
     log(f"dothis measured: {measured}")
+    bytecode_as_installed(source)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
