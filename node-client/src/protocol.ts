@@ -44,6 +44,7 @@ export const taskKey = (queue: string, id: string): string => buildKey('task', {
 export const TASK_KEY_ENDS_WITH_ID = KEY_TEMPLATES.task.indexOf('<id>') === KEY_TEMPLATES.task.length - '<id>'.length;
 export const pendingKey = (queue: string): string => buildKey('pending', { queue });
 export const resultsChannel = (queue: string): string => buildKey('results', { queue });
+export const outcomesChannel = (queue: string): string => buildKey('outcomes', { queue });
 export const scheduledKey = (queue: string): string => buildKey('scheduled', { queue });
 export const failedKey = (queue: string): string => buildKey('failed', { queue });
 export const succeededKey = (queue: string): string => buildKey('succeeded', { queue });

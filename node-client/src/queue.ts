@@ -15,7 +15,7 @@ import { SCRIPT_MANIFEST } from './generated/manifest.js';
 import { SCRIPTS } from './generated/scripts.js';
 import { PLAIN, planOptions, type ConnectionOptions, type EnqueueOptions } from './options.js';
 import {
-  dependentsKey, failedKey, pendingKey, releasingKey, resultsChannel, scheduledKey, SHARED_KEYS, succeededKey, TASK_KEY_ENDS_WITH_ID, taskKey,
+  dependentsKey, failedKey, outcomesChannel, pendingKey, releasingKey, resultsChannel, scheduledKey, SHARED_KEYS, succeededKey, TASK_KEY_ENDS_WITH_ID, taskKey,
   progressChannel, waitingKey,
 } from './protocol.js';
 import { parseProgress, Task, type CancelResult, type DeleteResult, type Progress, type TaskSource, type WaitOptions } from './task.js';
@@ -187,7 +187,7 @@ export class Queue {
       name: this.name,
       readFields: (key, fields) => this.readFields(key, fields),
       readHash: (key) => this.readHash(key),
-      wait: (id, key, waitOptions) => this.wait(id, key, waitOptions),
+      wait: (id, key, waitOptions, fresh) => this.wait(id, key, waitOptions, fresh),
       cancel: (id, key) => this.cancel(id, key),
       delete: (id, key) => this.deleteTask(id, key),
       waitProgress: (id, key, timeout) => this.waitProgress(id, key, timeout),
@@ -211,7 +211,7 @@ export class Queue {
     const task = await this.onRedisClock((at) => this.prepare(fn, args, options, at));
     const [reply] = await this.link.run((redis) => this.write(redis, [task]));
     if (reply !== 1) throw await this.refusal(task, reply as number);
-    return new Task(this.source, task.id, task.key);
+    return new Task(this.source, task.id, task.key, options.id === undefined);
   }
 
   /**
@@ -247,7 +247,7 @@ export class Queue {
       if (dependencyError) throw dependencyError;
       throw new Error(`enqueue.lua answered ${refused.length} unexpected replies`);
     }
-    return prepared.map((task) => new Task(this.source, task.id, task.key));
+    return prepared.map((task, i) => new Task(this.source, task.id, task.key, list[i]?.id === undefined));
   }
 
   /** A handle on the task with this id, without reading Redis (see getTask). */
@@ -633,12 +633,13 @@ export class Queue {
     });
   }
 
-  private wait(id: string, key: string, options: WaitOptions): Promise<unknown> {
+  private wait(id: string, key: string, options: WaitOptions, fresh = false): Promise<unknown> {
     this.assertOpen();
     if (!this.waits) {
       const link = new Link({ ...this.options, connectionName: 'dothis-results' });
-      this.waits = { link, results: new ResultWaits(link, resultsChannel(this.name), (k, f) => this.readFields(k, f)) };
+      const results = new ResultWaits(link, resultsChannel(this.name), (k, f) => this.readFields(k, f), {}, outcomesChannel(this.name));
+      this.waits = { link, results };
     }
-    return this.waits.results.wait(id, key, options);
+    return this.waits.results.wait(id, key, options, fresh);
   }
 }

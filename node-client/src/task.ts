@@ -85,7 +85,8 @@ export interface TaskSource {
   readonly name: string;
   readFields(key: string, fields: readonly string[]): Promise<(string | null)[] | null>;
   readHash(key: string): Promise<Record<string, string> | null>;
-  wait(id: string, key: string, options: WaitOptions): Promise<unknown>;
+  /** `fresh`: the task was enqueued under a new random id and no wait of it has seen an ending (see Task). */
+  wait(id: string, key: string, options: WaitOptions, fresh?: boolean): Promise<unknown>;
   cancel(id: string, key: string): Promise<CancelResult>;
   delete(id: string, key: string): Promise<DeleteResult>;
   waitProgress(id: string, key: string, timeoutMs: number): Promise<Progress>;
@@ -180,12 +181,19 @@ export class Task {
   readonly id: string;
   readonly key: string;
   private readonly source: TaskSource;
+  /**
+   * Enqueued by this process under a new random id, and no wait of it has seen an ending yet: its
+   * wait may take the outcome from the outcome message (SPEC.md 5.9, 6.1), which tells of an
+   * ending of the key, not of which run. Every other wait reads the hash.
+   */
+  private fresh: boolean;
 
   /** @internal Tasks come from Queue.enqueue, enqueueMany, getTask or task. */
-  constructor(source: TaskSource, id: string, key: string) {
+  constructor(source: TaskSource, id: string, key: string, fresh = false) {
     this.source = source;
     this.id = id;
     this.key = key;
+    this.fresh = fresh;
   }
 
   /** The queue's name. */
@@ -252,7 +260,15 @@ export class Task {
    * `timeout` ms. All waits of a Queue share one subscription to <queue>:results.
    */
   async wait<T = unknown>(options: WaitOptions = {}): Promise<T> {
-    return (await this.source.wait(this.id, this.key, options)) as T;
+    let value: unknown;
+    try {
+      value = await this.source.wait(this.id, this.key, options, this.fresh);
+    } catch (error) {
+      if (error instanceof TaskFailedError || error instanceof MalformedResultError) this.fresh = false; // it saw an ending
+      throw error;
+    }
+    this.fresh = false; // it saw an ending
+    return value as T;
   }
 
   /**

@@ -10,13 +10,24 @@
  * waited hash is read again. And each wait also re-reads its hash on a timer of its own (after
  * recheckFirstMs, doubling up to recheckMaxMs), so it ends within that much of the task's end even
  * if every message is lost (SPEC.md 5.9: a client MAY poll).
+ *
+ * The same subscriber also listens on <queue>:outcomes (SPEC.md 6.1), when Redis allows it: the
+ * outcome message of a task carries its outcome, so a wait of a task enqueued here under a new
+ * random id (a "fresh" wait) settles from it without reading the hash. Every other wait, and a
+ * fresh one whose outcome message has no result (values over the limit, a worker of an earlier
+ * revision, a refused subscription), reads the hash on the results message as before.
  */
 import type { Link } from './connection.js';
 import { InvalidArgumentsError, QueueClosedError, WaitTimeoutError } from './errors.js';
 import { RESULT_FIELDS, resultFrom, unwrap, type TaskResult, type WaitOptions } from './task.js';
 
+/** The outcome fields of an outcome message, as RESULT_FIELDS orders them (no state). */
+const MESSAGE_FIELDS = RESULT_FIELDS.slice(1);
+
 interface Waiter {
   readonly id: string;
+  /** It may take the outcome from the outcome message. */
+  readonly fresh: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
   cleanup: () => void;
@@ -67,11 +78,15 @@ export class ResultWaits {
     private readonly channel: string,
     private readonly readFields: ReadFields,
     timings: Partial<WaitTimings> = {},
+    /** <queue>:outcomes, whose messages settle fresh waits; undefined: none. */
+    private readonly outcomes?: string,
   ) {
     this.timings = { ...WAIT_TIMINGS, ...timings };
     subscriber.redis.on('message', (channel: string, message: string) => {
       if (channel === this.channel && this.waiters.has(message)) {
         void this.checkUntilRead(message);
+      } else if (channel === this.outcomes) {
+        this.settleFromOutcome(message);
       }
     });
     subscriber.redis.on('ready', () => {
@@ -86,7 +101,7 @@ export class ResultWaits {
     return count;
   }
 
-  wait(id: string, key: string, options: WaitOptions): Promise<unknown> {
+  wait(id: string, key: string, options: WaitOptions, fresh = false): Promise<unknown> {
     const timeout = checkTimeout(options.timeout);
     const { signal } = options;
     return new Promise<unknown>((resolve, reject) => {
@@ -94,7 +109,7 @@ export class ResultWaits {
         reject(signal.reason as Error);
         return;
       }
-      const waiter: Waiter = { id, resolve, reject, cleanup: () => undefined };
+      const waiter: Waiter = { id, fresh, resolve, reject, cleanup: () => undefined };
       const timer = timeout === undefined ? undefined
         : setTimeout(() => { this.settle(key, waiter, { error: new WaitTimeoutError(id, timeout) }); }, timeout);
       const onAbort = (): void => { this.settle(key, waiter, { error: signal?.reason }); };
@@ -177,7 +192,10 @@ export class ResultWaits {
 
   private subscribe(): Promise<void> {
     this.subscription ??= this.subscriber.run((redis) => redis.subscribe(this.channel)).then(
-      () => { this.subscribed = true; },
+      async () => {
+        this.subscribed = true;
+        await this.subscribeOutcomes();
+      },
       (error: unknown) => {
         this.subscription = undefined;
         throw error;
@@ -186,9 +204,46 @@ export class ResultWaits {
     return this.subscription;
   }
 
+  /** Outcome messages are a shortcut: a refusal (an ACL rule without the channel) only loses it. */
+  private async subscribeOutcomes(): Promise<void> {
+    const outcomes = this.outcomes;
+    if (outcomes === undefined) return;
+    await this.subscriber.run((redis) => redis.subscribe(outcomes)).catch(() => undefined);
+  }
+
   private async resubscribe(): Promise<void> {
     await this.subscriber.run((redis) => redis.subscribe(this.channel));
+    await this.subscribeOutcomes();
     await Promise.all([...this.waiters.keys()].map((key) => this.checkUntilRead(key)));
+  }
+
+  /**
+   * Settles the fresh waits of the task an outcome message names, with the outcome it carries.
+   * A message that is not JSON, names no waited task or has no result tells nothing (SPEC.md 6.1).
+   */
+  private settleFromOutcome(message: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (parsed === null || typeof parsed !== 'object') return;
+    const fields = parsed as Record<string, unknown>;
+    const key = fields.task;
+    const set = typeof key === 'string' ? this.waiters.get(key) : undefined;
+    if (!set || typeof fields.result !== 'string') return;
+    const values = [null, ...MESSAGE_FIELDS.map((name) => (typeof fields[name] === 'string' ? fields[name] : null))];
+    for (const waiter of [...set]) {
+      if (!waiter.fresh) continue;
+      try {
+        const result = resultFrom(waiter.id, values);
+        if (!result) return; // an outcome this client does not know: the hash tells
+        this.settle(key as string, waiter, { value: unwrap(waiter.id, result) });
+      } catch (error) {
+        this.settle(key as string, waiter, { error });
+      }
+    }
   }
 
   /**

@@ -176,4 +176,62 @@ describe('wait', () => {
     await finishRaw(redis.raw, queue.name, task.key, { value: 'mine' });
     assert.equal(await waiting, 'mine');
   }, 'ignore'));
+
+  test('a fresh wait takes the outcome message and reads no hash after it', () => withQueue(async (queue) => {
+    const task = await queue.enqueue('echo');
+    const waiting = task.wait({ timeout: 5000 });
+    await until(() => subscribers(`${queue.name}:outcomes`), { what: 'the outcomes subscription' });
+    // the hash has no result: only the message can tell this value
+    await redis.raw.publish(`${queue.name}:outcomes`, JSON.stringify({ task: task.key, result: 'successful', 'result-value': '{"from":"message"}' }));
+    assert.deepEqual(await waiting, { from: 'message' });
+  }, 'outcome'));
+
+  test('a failure in the outcome message rejects with its code, reason and exception', () => withQueue(async (queue) => {
+    const task = await queue.enqueue('echo');
+    const waiting = task.wait({ timeout: 5000 });
+    await until(() => subscribers(`${queue.name}:outcomes`), { what: 'the outcomes subscription' });
+    await redis.raw.publish(`${queue.name}:outcomes`, JSON.stringify({
+      task: task.key, result: 'failed', 'error-code': 'exception', 'error-reason': 'ValueError: no', 'error-exception': 'Traceback',
+    }));
+    await assert.rejects(waiting, (error) => error instanceof TaskFailedError && error.code === 'exception'
+      && error.reason === 'ValueError: no' && error.exception === 'Traceback');
+  }, 'outcome-failed'));
+
+  test('a wait that is not fresh, or a message without a result, reads the hash', () => withQueue(async (queue) => {
+    const custom = await queue.enqueue('echo', {}, { id: `custom-${Date.now()}` }); // an id used before may hold an old ending
+    const fresh = await queue.enqueue('echo');
+    const handle = queue.task(fresh.id); // a handle made from an id: not fresh
+    const waits = [custom.wait({ timeout: 5000 }), handle.wait({ timeout: 5000 }), fresh.wait({ timeout: 5000 })];
+    await until(() => subscribers(`${queue.name}:outcomes`), { what: 'the outcomes subscription' });
+    for (const task of [custom, fresh]) {
+      await redis.raw.publish(`${queue.name}:outcomes`, JSON.stringify({ task: task.key, result: 'successful', 'result-value': '"message"' }));
+    }
+    await redis.raw.publish(`${queue.name}:outcomes`, JSON.stringify({ task: custom.key })); // over the limit: the key alone
+    await redis.raw.publish(`${queue.name}:outcomes`, 'not json');
+    assert.equal(await waits[2], 'message');
+    for (const task of [custom, fresh]) await finishRaw(redis.raw, queue.name, task.key, { value: 'hash' });
+    assert.deepEqual(await Promise.all(waits.slice(0, 2)), ['hash', 'hash']);
+    // fresh saw an ending: its next wait reads the hash, whatever a message says
+    const again = fresh.wait({ timeout: 5000 });
+    await redis.raw.publish(`${queue.name}:outcomes`, JSON.stringify({ task: fresh.key, result: 'successful', 'result-value': '"stale"' }));
+    assert.equal(await again, 'hash');
+  }, 'outcome-hash'));
+
+  test('a refused outcomes subscription leaves waits on the results message', async () => {
+    const name = uniqueQueue('outcome-acl');
+    const user = `results-only-${Date.now()}`;
+    await redis.raw.call('ACL', 'SETUSER', user, 'on', '>pw', 'resetchannels', `&${name}:results`, '+@all', '~*');
+    const queue = new Queue(name, { url: redis.url.replace('redis://', `redis://${user}:pw@`) });
+    try {
+      const task = await queue.enqueue('echo');
+      const waiting = task.wait({ timeout: 5000 });
+      await until(() => subscribers(`${name}:results`), { what: 'the results subscription' });
+      assert.equal(await subscribers(`${name}:outcomes`), 0);
+      await finishRaw(redis.raw, name, task.key, { value: 'still' });
+      assert.equal(await waiting, 'still');
+    } finally {
+      await queue.close();
+      await redis.raw.call('ACL', 'DELUSER', user);
+    }
+  });
 });
