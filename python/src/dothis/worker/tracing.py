@@ -20,7 +20,6 @@ import contextlib
 import functools
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from dothis.engine.context import NOTHING, TaskContext
@@ -45,7 +44,7 @@ def _untraced(task: TaskContext) -> bool:
     return trace is None or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
-def consumer_span(task: TaskContext) -> AbstractContextManager[None]:
+def consumer_span(task: TaskContext) -> contextlib.AbstractContextManager[None]:
     """Middleware: run the try inside a CONSUMER span ``process <queue>``, a child of the trace
     context the task carries (``NOTHING``, entered by no one, when there is nothing to trace)."""
     return NOTHING if _untraced(task) else _span(task)
